@@ -1,0 +1,3 @@
+from hhsync.cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""`hhsync check`: is the configuration usable, right now, end to end?"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hhsync.config import Config, FabricConfig, load_token
+from hhsync.deadline import unlimited
+from hhsync.errors import HhsyncError
+from hhsync.kube.kinds import KINDS
+from hhsync.kube.source import Source
+from hhsync.netbox.client import NetBox
+from hhsync.netbox.permissions import missing_permissions
+
+MIN_NETBOX = (4, 2)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    target: str
+    ok: bool
+    detail: str
+
+
+def run_checks(
+    config: Config,
+    fabrics: list[FabricConfig],
+    open_netbox: Callable[[], NetBox],
+    open_source: Callable[[FabricConfig], Source],
+) -> list[Check]:
+    checks = [Check("config", str(config.path), True, _config_detail(config))]
+    checks.append(_netbox(config, open_netbox))
+    checks.extend(_fabric(fabric, open_source) for fabric in fabrics)
+    return checks
+
+
+def _config_detail(config: Config) -> str:
+    count = len(config.fabrics)
+    enabled = sum(f.enabled for f in config.fabrics.values())
+    text = f"{count} fabric{'s' * (count != 1)} ({enabled} enabled)"
+    return "; ".join([text, *config.warnings])
+
+
+def _netbox(config: Config, open_netbox: Callable[[], NetBox]) -> Check:
+    target = config.netbox.url
+    try:
+        load_token(config.netbox, config.path)
+        netbox = open_netbox()
+        try:
+            deadline = unlimited()
+            status = netbox.status(deadline)
+            version = str(status["netbox-version"])
+            if _version(version) < MIN_NETBOX:
+                need = ".".join(map(str, MIN_NETBOX))
+                return Check("netbox", target, False, f"NetBox {version} is too old: need {need}+")
+            user = netbox.call("GET", "authentication-check/", deadline)
+            missing = missing_permissions(netbox, deadline)
+        finally:
+            netbox.close()
+    except HhsyncError as e:
+        return Check("netbox", target, False, str(e))
+    name = user.get("username", "?") if isinstance(user, dict) else "?"
+    if missing:
+        return Check(
+            "netbox",
+            target,
+            False,
+            f"NetBox {version}, token of user {name} valid, but it may not: " + ", ".join(missing),
+        )
+    return Check("netbox", target, True, f"NetBox {version}, token valid (user {name})")
+
+
+def _fabric(fabric: FabricConfig, open_source: Callable[[FabricConfig], Source]) -> Check:
+    name = f"fabric {fabric.name}"
+    try:
+        source = open_source(fabric)
+        try:
+            served = source.served(unlimited())
+            if fabric.source is not None:  # files: say what they hold, not just what parses
+                counts = {
+                    k.kind: len(source.list(k, served[k.kind], unlimited()))
+                    for k in KINDS
+                    if k.kind in served
+                }
+        finally:
+            source.close()
+    except HhsyncError as e:
+        return Check(name, _where(fabric), False, str(e))
+    if fabric.source is not None:
+        held = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        return Check(name, _where(fabric), True, f"files parse; they hold {held or 'no objects'}")
+    if not served:
+        return Check(
+            name,
+            _where(fabric),
+            False,
+            "reachable, but no Hedgehog kinds are served: is this the fabric's control node?",
+        )
+    versions = sorted(set(served.values()))
+    detail = f"serves {len(served)} Hedgehog kinds ({', '.join(versions)})"
+    missing = [k.kind for k in KINDS if not k.optional and k.kind not in served]
+    if missing:
+        return Check(
+            name,
+            _where(fabric),
+            False,
+            f"{detail}, but not {', '.join(missing)}: "
+            "is the Hedgehog fabric complete and at v1beta1 (fabric v0.52+)?",
+        )
+    absent = [k.kind for k in KINDS if k.kind not in served]
+    if absent:
+        detail += f"; optional kinds not served: {', '.join(absent)}"
+    return Check(name, _where(fabric), True, detail)
+
+
+def _where(fabric: FabricConfig) -> str:
+    if fabric.source is not None:
+        return f"file:{fabric.source}"
+    context = f" ({fabric.context})" if fabric.context else ""
+    return f"{fabric.kubeconfig}{context}"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:2])

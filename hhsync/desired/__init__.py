@@ -1,0 +1,164 @@
+"""Desired NetBox state, built purely from a fabric's Hedgehog objects.
+
+`build_desired(inventory, fabric, now)` returns a `Desired` value: the items NetBox should hold,
+the objects skipped as malformed (each with the object, field and reason), and which NetBox types
+may have deletions this run (only those whose Hedgehog kinds were listed completely).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hhsync.config import FabricConfig
+from hhsync.kube.source import Inventory
+from hhsync.model import TYPES, Item, Ref
+
+# The Hedgehog kinds each NetBox type is built from: deletes of a type need all of them complete.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "device": ("Switch", "Server"),
+    "lag": ("Switch", "Server", "Connection"),
+    "interface": ("Switch", "Server", "Connection"),
+    "cable": ("Switch", "Server", "Connection"),
+    "ip_address": ("Switch", "Server", "Connection", "VPC", "ExternalAttachment"),
+    "vrf": ("VPC", "VPCPeering", "External", "ExternalPeering"),
+    "route_target": ("VPC", "VPCPeering", "External", "ExternalPeering"),
+    "prefix": ("VPC", "IPv4Namespace"),
+    "ip_range": ("VPC",),
+    "vlan_group": ("VLANNamespace",),
+    "vlan": ("VLANNamespace", "VPC", "ExternalAttachment"),
+}
+# Devices made from optional kinds can only be deleted when that kind was listed too.
+ROLE_SOURCES = {"gateway": "Gateway"}
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A Hedgehog object (or part of one) that could not be mapped, and why."""
+
+    kind: str
+    name: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """An expected link whose LLDP neighbour is missing or different."""
+
+    switch: str
+    port: str
+    expected: str
+    seen: str
+
+    def __str__(self) -> str:
+        return f"{self.switch} {self.port}: expected {self.expected}, LLDP sees {self.seen}"
+
+
+@dataclass(frozen=True)
+class Desired:
+    items: Mapping[Ref, Item]
+    skipped: tuple[Skip, ...] = ()
+    mismatches: tuple[Mismatch, ...] = ()
+    blocked: frozenset[str] = frozenset()  # NetBox types that may not lose objects this run
+    blocked_roles: frozenset[str] = frozenset()  # device roles that may not lose devices
+
+    def deletable(self, item: Item) -> bool:
+        if item.type in self.blocked:
+            return False
+        return not (item.type == "device" and _role(item) in self.blocked_roles)
+
+
+def _role(item: Item) -> str | None:
+    role = item.attrs.get("role")
+    return str(role.key[0]) if isinstance(role, Ref) else None
+
+
+class Builder:
+    """Collects items; a second item with the same key must agree, else it is skipped."""
+
+    def __init__(self, fabric: FabricConfig, inventory: Inventory, now: datetime) -> None:
+        self.fabric = fabric
+        self.inventory = inventory
+        self.now = now
+        self.items: dict[Ref, Item] = {}
+        self.skipped: list[Skip] = []
+        self.mismatches: list[Mismatch] = []
+
+    def skip(self, kind: str, name: str, field: str, reason: str) -> None:
+        self.skipped.append(Skip(kind, name, field, reason))
+
+    def has(self, ref: Ref) -> bool:
+        return ref in self.items
+
+    def get(self, ref: Ref) -> Item:
+        return self.items[ref]
+
+    def add(self, type_name: str, **attrs: Any) -> Ref:
+        """Add (or confirm) an item; returns its Ref."""
+        item = Item(type_name, attrs)
+        assert set(attrs) <= {f.name for f in TYPES[type_name].fields}, attrs
+        self.items.setdefault(item.ref, item)
+        return item.ref
+
+    def commit(self, batch: Batch) -> bool:
+        """Add all of a batch's items or none: a malformed object never produces half objects."""
+        for ref, item in batch.items.items():
+            existing = self.items.get(ref)
+            if existing is not None and existing.attrs != item.attrs:
+                where = batch.field_of.get(ref, "spec")
+                problem = f"{TYPES[ref.type].label} {ref} is already defined by another object"
+                self.skip(batch.kind, batch.name, where, problem)
+                return False
+        for ref, item in batch.items.items():
+            self.items.setdefault(ref, item)
+        return True
+
+    def update(self, ref: Ref, **attrs: Any) -> None:
+        item = self.items[ref]
+        self.items[ref] = Item(item.type, {**item.attrs, **attrs})
+
+    def result(self, blocked: Iterable[str], blocked_roles: Iterable[str]) -> Desired:
+        return Desired(
+            dict(self.items),
+            tuple(self.skipped),
+            tuple(self.mismatches),
+            frozenset(blocked),
+            frozenset(blocked_roles),
+        )
+
+
+@dataclass
+class Batch:
+    """The items one Hedgehog object contributes, committed together."""
+
+    kind: str
+    name: str
+    items: dict[Ref, Item] = field(default_factory=dict)
+    field_of: dict[Ref, str] = field(default_factory=dict)
+
+    def add(self, type_name: str, field_name: str = "spec", **attrs: Any) -> Ref:
+        item = Item(type_name, attrs)
+        assert set(attrs) <= {f.name for f in TYPES[type_name].fields}, attrs
+        self.items.setdefault(item.ref, item)
+        self.field_of.setdefault(item.ref, field_name)
+        return item.ref
+
+
+def build_desired(inventory: Inventory, fabric: FabricConfig, now: datetime) -> Desired:
+    """The NetBox state that mirrors `inventory` for `fabric`; `now` judges Agent heartbeats."""
+    from hhsync.desired import health, vpc, wiring
+
+    builder = Builder(fabric, inventory, now)
+    wiring.build(builder)
+    vpc.build(builder)
+    health.build(builder)
+    complete = set(inventory.served)
+    blocked = {t for t, kinds in SOURCES.items() if not set(kinds) <= complete}
+    roles = {role for role, kind in ROLE_SOURCES.items() if kind not in complete}
+    return builder.result(blocked, roles)

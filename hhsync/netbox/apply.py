@@ -1,0 +1,243 @@
+"""Apply a plan with bulk requests: deletes (children first), then creates and updates (parents
+first), then the fields that point forward (a device's primary IP, set once its IP exists).
+
+Every write carries a changelog message; new objects get the `hhsync` tag and the fabric's custom
+field; adopted objects keep their tags. A chunk NetBox rejects is reported with NetBox's own
+error for each object it named, and the objects it did not name are sent again on their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hhsync.deadline import Deadline
+from hhsync.errors import NetboxError
+from hhsync.model import FABRIC_FIELD, TAG, TYPES, Field, ObjectType, Ref
+from hhsync.netbox.client import NetBox, chunks
+from hhsync.netbox.current import TERMINATIONS
+from hhsync.plan import Change, Plan, Record
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Applied:
+    """What one apply did: counts by action, and one line per object that failed."""
+
+    done: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class Unresolved(Exception):
+    """A reference to an object that does not exist in NetBox (yet)."""
+
+
+@dataclass
+class Applier:
+    netbox: NetBox
+    fabric: str
+    deadline: Deadline
+    message: str
+    ids: dict[Ref, int]
+    progress: Progress = lambda n: None
+    result: Applied = field(default_factory=Applied)
+
+    def run(self, plan: Plan) -> Applied:
+        groups: list[tuple[str, str, list[Change]]] = []
+        for change in plan.changes:
+            if groups and groups[-1][:2] == (change.action, change.ref.type):
+                groups[-1][2].append(change)
+            else:
+                groups.append((change.action, change.ref.type, [change]))
+        for action, type_name, changes in groups:
+            self.deadline.enter(f"applying ({action} {TYPES[type_name].label}s)")
+            if action == "delete":
+                self.delete(TYPES[type_name], changes)
+            else:
+                self.write(action, TYPES[type_name], changes)
+        self.late(plan)
+        return self.result
+
+    def delete(self, spec: ObjectType, changes: list[Change]) -> None:
+        bodies = [{"id": c.id, "changelog_message": self.message} for c in changes]
+        for chunk, part in _paired(bodies, changes):
+            try:
+                self.netbox.delete(spec.endpoint, chunk, self.deadline)
+            except NetboxError as e:
+                self.fail(part, e)
+                continue
+            for change in part:
+                self.ids.pop(change.ref, None)
+            self.done("delete", len(part))
+
+    def write(self, action: str, spec: ObjectType, changes: list[Change]) -> None:
+        bodies, ready = [], []
+        for change in changes:
+            try:
+                bodies.append(self.body(spec, change))
+                ready.append(change)
+            except Unresolved as e:
+                self.result.failures.append(f"{action} {spec.label} {change.ref}: {e}")
+        send = self.netbox.create if action == "create" else self.netbox.update
+        for chunk, part in _paired(bodies, ready):
+            self.send(send, action, spec, chunk, part, retry=True)
+
+    def send(
+        self,
+        send: Any,
+        action: str,
+        spec: ObjectType,
+        chunk: list[dict[str, Any]],
+        part: list[Change],
+        *,
+        retry: bool,
+    ) -> None:
+        try:
+            answer = send(spec.endpoint, chunk, self.deadline)
+        except NetboxError as e:
+            errors = e.data if isinstance(e.data, list) and len(e.data) == len(chunk) else None
+            if errors is None or not retry:
+                self.fail(part, e)
+                return
+            # NetBox rejects the whole chunk; name the objects it blamed, resend the rest.
+            good = [i for i, error in enumerate(errors) if not error]
+            for i, error in enumerate(errors):
+                if error:
+                    self.result.failures.append(f"{action} {spec.label} {part[i].ref}: {error}")
+            if good:
+                self.send(
+                    send,
+                    action,
+                    spec,
+                    [chunk[i] for i in good],
+                    [part[i] for i in good],
+                    retry=False,
+                )
+            return
+        if action == "create":
+            for change, created in zip(part, answer, strict=True):
+                self.ids[change.ref] = int(created["id"])
+        self.done(action, len(part))
+
+    def late(self, plan: Plan) -> None:
+        """Fields that point at objects created later in the same plan."""
+        updates: dict[str, list[tuple[Change, dict[str, Any]]]] = {}
+        for change in plan.changes:
+            spec = TYPES[change.ref.type]
+            late = {
+                f.name: change.attrs[f.name]
+                for f in spec.fields
+                if f.late and f.name in change.attrs
+            }
+            if change.action == "create":
+                late = {k: v for k, v in late.items() if v is not None}
+            if late and change.ref in self.ids:
+                updates.setdefault(spec.name, []).append((change, late))
+        for name, pairs in updates.items():
+            spec = TYPES[name]
+            self.deadline.enter(f"applying (late fields of {spec.label}s)")
+            bodies, part = [], []
+            for change, late in pairs:
+                try:
+                    body = {"id": self.ids[change.ref], "changelog_message": self.message}
+                    body.update(self.fields(spec, late, late=True))
+                    bodies.append(body)
+                    part.append(change)
+                except Unresolved as e:
+                    self.result.failures.append(f"update {spec.label} {change.ref}: {e}")
+            for chunk, chunk_part in _paired(bodies, part):
+                try:
+                    self.netbox.update(spec.endpoint, chunk, self.deadline)
+                except NetboxError as e:
+                    self.fail(chunk_part, e)
+
+    def body(self, spec: ObjectType, change: Change) -> dict[str, Any]:
+        body = self.fields(spec, change.attrs, late=False)
+        body["changelog_message"] = self.message
+        if change.action == "create":
+            body["tags"] = [{"slug": TAG}]
+            if not spec.shared:
+                body.setdefault("custom_fields", {})[FABRIC_FIELD] = self.fabric
+        else:
+            body["id"] = change.id
+        if change.action == "adopt":
+            tag_ids = [{"id": t} for t in change.tags]
+            body["tags"] = [*tag_ids, {"slug": TAG}]
+            body.setdefault("custom_fields", {})[FABRIC_FIELD] = self.fabric
+        return body
+
+    def fields(self, spec: ObjectType, attrs: Any, *, late: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in spec.fields:
+            if f.name in attrs and f.late == late:
+                self.put(out, f, attrs[f.name])
+        return out
+
+    def put(self, out: dict[str, Any], f: Field, value: Any) -> None:
+        if f.custom:
+            out.setdefault("custom_fields", {})[f.name] = value
+        elif f.name in TERMINATIONS:
+            out[TERMINATIONS[f.name]] = [
+                {"object_type": "dcim.interface", "object_id": self.id(value)}
+            ]
+        elif f.generic:
+            out[f"{f.name}_type"] = TYPES[value.type].content_type if value else None
+            out[f"{f.name}_id"] = self.id(value) if value else None
+        elif f.many:
+            out[f.name] = [self.id(ref) for ref in value]
+        elif f.ref:
+            out[f.name] = self.id(value) if value else None
+        elif f.name == "vid_ranges":
+            out[f.name] = [list(pair) for pair in value]
+        else:
+            out[f.name] = value
+
+    def id(self, ref: Ref) -> int:
+        try:
+            return self.ids[ref]
+        except KeyError:
+            raise Unresolved(f"{TYPES[ref.type].label} {ref} does not exist in NetBox") from None
+
+    def fail(self, part: Sequence[Change], error: NetboxError) -> None:
+        names = ", ".join(str(c.ref) for c in part[:5]) + (" ..." if len(part) > 5 else "")
+        action = part[0].action if part else "write"
+        label = TYPES[part[0].ref.type].label if part else "object"
+        self.result.failures.append(f"{action} {len(part)} {label}(s) [{names}]: {error}")
+
+    def done(self, action: str, count: int) -> None:
+        self.result.done[action] += count
+        self.progress(count)
+
+
+def _paired(
+    bodies: list[dict[str, Any]], changes: list[Change]
+) -> list[tuple[list[dict[str, Any]], list[Change]]]:
+    """Chunks of request bodies, each with the changes it carries."""
+    out, start = [], 0
+    for chunk in chunks(bodies):
+        out.append((chunk, changes[start : start + len(chunk)]))
+        start += len(chunk)
+    return out
+
+
+def apply_plan(
+    plan: Plan,
+    netbox: NetBox,
+    fabric: str,
+    current: dict[Ref, Record],
+    deadline: Deadline,
+    message: str,
+    progress: Progress | None = None,
+) -> Applied:
+    """Send the plan to NetBox; ids of owned, shared and adopted objects resolve references."""
+    ids = {ref: rec.id for ref, rec in current.items() if rec.owned or TYPES[ref.type].shared}
+    ids.update({c.ref: c.id for c in plan.changes if c.action == "adopt" and c.id is not None})
+    applier = Applier(netbox, fabric, deadline, message, ids, progress or (lambda n: None))
+    return applier.run(plan)

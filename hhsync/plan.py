@@ -1,0 +1,199 @@
+"""The plan: what to create, update and delete so NetBox matches the desired state. A pure value.
+
+`make_plan(desired, current, ...)` compares items by natural key and only the fields each type
+declares; `--dry-run` renders exactly the plan that `apply` sends. Deletes come first, children
+before parents (a cable frees its ports before a new cable takes them); creates and updates follow
+in dependency order, parents first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hhsync.desired import Desired
+from hhsync.model import ORDER, TYPES, Item, Ref
+
+Action = Literal["create", "update", "adopt", "delete"]
+# Deleting an interface makes NetBox delete the IP addresses assigned to it.
+CASCADES = {("ip_address", "assigned_object")}
+
+
+@dataclass(frozen=True)
+class Record:
+    """An object read from NetBox: its id, its state as an item, and whether hhsync owns it."""
+
+    id: int
+    item: Item
+    owned: bool
+    tags: tuple[int, ...] = ()
+    owner: str | None = None  # the hhsync fabric owning it, if any
+    reason: str | None = None  # why it blocks a desired object no matter what (a conflict)
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    ref: Ref
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # create/adopt/update: new values
+    old: Mapping[str, Any] = field(default_factory=dict)  # update/adopt: the values replaced
+    id: int | None = None
+    tags: tuple[int, ...] = ()  # adopt: the object's tags, kept
+
+
+@dataclass(frozen=True)
+class Conflict:
+    ref: Ref
+    id: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{TYPES[self.ref.type].label} {self.ref} (NetBox id {self.id}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    conflicts: tuple[Conflict, ...] = ()
+    unchanged: int = 0
+    kept: int = 0  # owned objects not deleted because their Hedgehog kinds were not listed
+    owned: int = 0
+    refused: str | None = None  # why the plan must not be applied
+    dependents: int = 0  # desired objects left out because they hang off a conflict
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.action for c in self.changes)
+        return {
+            "created": counts["create"],
+            "updated": counts["update"] + counts["adopt"],
+            "deleted": counts["delete"],
+            "unchanged": self.unchanged,
+            "conflicts": len(self.conflicts),
+        }
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.changes)
+
+
+def make_plan(
+    desired: Desired,
+    current: Mapping[Ref, Record],
+    *,
+    adopt: bool = False,
+    max_delete_fraction: float = 0.5,
+    allow_mass_delete: bool = False,
+) -> Plan:
+    """Compare desired items with what NetBox holds; see the module doc for the order."""
+    deletes: list[Change] = []
+    writes: dict[str, list[Change]] = {name: [] for name in ORDER}
+    conflicts: list[Conflict] = []
+    unchanged = kept = 0
+    doomed = {ref for ref, rec in current.items() if rec.owned and ref not in desired.items}
+    for ref, item in desired.items.items():
+        record = current.get(ref)
+        spec = TYPES[ref.type]
+        if record is None:
+            writes[ref.type].append(Change("create", ref, dict(item.attrs)))
+        elif spec.shared:
+            unchanged += 1
+        elif record.owned:
+            new, old = _diff(item, record.item)
+            if _cascaded(item, record.item, doomed):
+                deletes.append(Change("delete", ref, id=record.id))
+                writes[ref.type].append(Change("create", ref, dict(item.attrs)))
+            elif new:
+                writes[ref.type].append(Change("update", ref, new, old, record.id))
+            else:
+                unchanged += 1
+        elif adopt and record.owner is None and record.reason is None:
+            new, old = _diff(item, record.item)
+            writes[ref.type].append(Change("adopt", ref, new, old, record.id, record.tags))
+        else:
+            reason = record.reason or (
+                f"owned by hhsync fabric {record.owner}"
+                if record.owner
+                else "exists in NetBox, not owned by hhsync (adopt = true takes it over)"
+            )
+            conflicts.append(Conflict(ref, record.id, reason))
+    for ref in doomed:
+        record = current[ref]
+        if desired.deletable(record.item):
+            deletes.append(Change("delete", ref, id=record.id))
+        else:
+            kept += 1
+    dependents = _drop_dependents(writes, {c.ref for c in conflicts})
+    position = {name: i for i, name in enumerate(ORDER)}
+    deletes.sort(key=lambda c: (-position[c.ref.type], c.ref.natural()))
+    ordered = [*deletes, *(c for name in ORDER for c in sorted(writes[name], key=_create_first))]
+    owned = sum(1 for rec in current.values() if rec.owned)
+    refused = _refusal(len(deletes), owned, max_delete_fraction, allow_mass_delete)
+    return Plan(tuple(ordered), tuple(conflicts), unchanged, kept, owned, refused, dependents)
+
+
+def _drop_dependents(writes: dict[str, list[Change]], blocked: set[Ref]) -> int:
+    """Leave out writes that refer to a conflicting object (or to one left out): hhsync never
+    hangs its objects off an object it does not own."""
+    dropped = 0
+    for name in ORDER:
+        kept = []
+        for change in writes[name]:
+            late = {f.name for f in TYPES[name].fields if f.late}
+            if any(
+                r in blocked for k, v in change.attrs.items() if k not in late for r in _refs(v)
+            ):
+                blocked.add(change.ref)
+                dropped += 1
+            else:
+                kept.append(change)
+        writes[name] = kept
+    return dropped
+
+
+def _refs(value: Any) -> list[Ref]:
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, tuple):
+        return [v for v in value if isinstance(v, Ref)]
+    return []
+
+
+def _create_first(change: Change) -> tuple[int, tuple[Any, ...]]:
+    return (0 if change.action == "create" else 1, change.ref.natural())
+
+
+def _diff(desired: Item, current: Item) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Changed compared fields: (new values, old values). Fields desired leaves out are ignored."""
+    spec = TYPES[desired.type]
+    new: dict[str, Any] = {}
+    old: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.create_only or f.name not in desired.attrs:
+            continue
+        want, have = desired.attrs[f.name], current.attrs.get(f.name)
+        if want != have:
+            new[f.name], old[f.name] = want, have
+    return new, old
+
+
+def _cascaded(desired: Item, current: Item, doomed: set[Ref]) -> bool:
+    """True when an update would be lost because NetBox deletes the object with a doomed parent."""
+    return any(
+        (desired.type, name) in CASCADES and current.attrs.get(name) in doomed
+        for name in desired.attrs
+    )
+
+
+def _refusal(deletes: int, owned: int, fraction: float, allowed: bool) -> str | None:
+    if allowed or not owned or deletes / owned <= fraction:
+        return None
+    return (
+        f"the plan deletes {deletes} of {owned} owned objects ({deletes / owned:.0%}), more than "
+        f"max_delete_fraction = {fraction}; check the fabric's API, then run with "
+        "--allow-mass-delete if this is intended"
+    )
