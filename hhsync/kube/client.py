@@ -83,9 +83,16 @@ class KubeSource:
         custom = client.CustomObjectsApi(self.api)
         for group, group_version in preferred.items():
             version = group_version.split("/", 1)[1]
-            resources = self._call(
-                f"discovery of {group_version}", deadline, custom.get_api_resources, group, version
-            )
+            try:
+                resources = self._call(
+                    f"discovery of {group_version}",
+                    deadline,
+                    custom.get_api_resources,
+                    group,
+                    version,
+                )
+            except Absent:
+                continue  # the group went away after /apis answered: its kinds are absent
             plurals = {r.name for r in resources.resources or ()}
             for kind in KINDS:
                 if kind.group == group and kind.plural in plurals:
@@ -139,10 +146,11 @@ class KubeSource:
         except ApiException as e:
             if e.status == 410:
                 raise _Expired() from None
-            if e.status == 404 and method.__name__.startswith("list"):
+            if e.status == 404 and method.__name__.startswith(("list", "get_api_resources")):
                 raise Absent(what) from None
             raise SourceError(self._api_error(what, e)) from None
         except urllib3.exceptions.HTTPError as e:
+            deadline.check()  # a timeout cut short by the run deadline is the deadline's failure
             raise SourceError(self._transport_error(what, e, timeout[1])) from None
         except (ValueError, TypeError) as e:  # an answer that is not what Kubernetes sends
             raise SourceError(f"{what} at {self.location}: unexpected answer: {e}") from None
@@ -170,7 +178,7 @@ class KubeSource:
         reason = getattr(e, "reason", None) or e
         where = f"{what} at {self.location}"
         if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
-            return f"{where}: no answer within {read:.0f}s (read timeout)"
+            return f"{where}: no answer within {round(read, 2):g}s (read timeout)"
         if isinstance(reason, urllib3.exceptions.SSLError):
             return (
                 f"{where}: TLS verification failed ({_short(reason)}); check the kubeconfig's "
@@ -210,7 +218,10 @@ def _short(error: object) -> str:
     for marker in ("): ", ">: "):
         if marker in text:
             text = text.split(marker, 1)[1]
-    return text.strip("()'\" ")[:200]
+    text = text.strip("'\" ")
+    if text.startswith("(") and text.endswith(")"):  # not the ")" of "... (_ssl.c:1006)"
+        text = text[1:-1].strip("'\" ")
+    return text[:200]
 
 
 def _is_loopback(url: str) -> bool:

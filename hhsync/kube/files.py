@@ -27,9 +27,12 @@ class FileSource:
         self.namespace = namespace
         self.objects: dict[str, list[Obj]] = {}
         self.versions: dict[str, str] = {}
+        self._where: dict[tuple[str, str], str] = {}  # (kind, name) -> where it was defined
         for file in _yaml_files(path):
             for index, doc in enumerate(_documents(file), start=1):
                 self._add(doc, f"{file}, document {index}")
+        if not self.objects:  # never read a wrong path as "the fabric is empty, prune it all"
+            raise SourceError(f"{path}: no Hedgehog objects in namespace {namespace}")
 
     def close(self) -> None:
         pass
@@ -65,11 +68,16 @@ class FileSource:
         metadata = doc.get("metadata")
         if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
             raise SourceError(f"{where}: {kind} without metadata.name")
-        if metadata.setdefault("namespace", self.namespace) != self.namespace:
+        if not metadata.get("namespace"):  # missing, null or "": the webhooks default it
+            metadata["namespace"] = self.namespace
+        if metadata["namespace"] != self.namespace:
             return
         seen = self.versions.setdefault(kind, api_version)
         if seen != api_version:
             raise SourceError(f"{where}: {kind} in {api_version}, but other files use {seen}")
+        first = self._where.setdefault((kind, metadata["name"]), where)
+        if first != where:
+            raise SourceError(f"{where}: {kind} {metadata['name']} is already defined in {first}")
         self.objects.setdefault(kind, []).append(doc)
 
 

@@ -37,7 +37,6 @@ class Inventory:
 
     objects: Mapping[str, tuple[Obj, ...]]
     served: Mapping[str, str] = field(default_factory=dict)
-    requests: int = 0
 
     def items(self, kind: str) -> tuple[Obj, ...]:
         return self.objects.get(kind, ())
