@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from hhsync import __version__
 from hhsync.check import run_checks
@@ -217,8 +218,10 @@ def run_syncs(
 ) -> list[Outcome]:
     """Sync fabrics, up to [run] parallel at once; results in the order given."""
     config = cli.config()
+    bar = Progress(console=cli.err, transient=True, disable=not cli.err.is_terminal or cli.quiet)
 
     def one(fabric: FabricConfig) -> Outcome:
+        task = bar.add_task(fabric.name, total=None)
         netbox = cli.netbox()
         try:
             source = open_source(fabric)
@@ -234,12 +237,13 @@ def run_syncs(
                 deadline=Deadline(fabric.deadline),
                 dry_run=dry_run,
                 allow_mass_delete=allow_mass_delete,
+                progress=lambda advance, total: bar.update(task, total=total, advance=advance),
             )
         finally:
             source.close()
             netbox.close()
 
-    with ThreadPoolExecutor(max_workers=config.run.parallel) as pool:
+    with bar, ThreadPoolExecutor(max_workers=config.run.parallel) as pool:
         return list(pool.map(one, fabrics))
 
 
@@ -250,9 +254,54 @@ def status(ctx: typer.Context) -> None:
 
 
 @app.command("bootstrap-timers")
-def bootstrap_timers(ctx: typer.Context) -> None:
-    """Write and enable systemd timers for every fabric."""
-    _not_yet(ctx, "bootstrap-timers")
+def bootstrap_timers(
+    ctx: typer.Context,
+    unit_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--unit-dir",
+            help="Install into this image root (or its etc/systemd/system) instead of the "
+            "running system; the timers are enabled offline, nothing is started.",
+        ),
+    ] = None,
+    user: Annotated[
+        bool,
+        typer.Option("--user", help="Units for your own service manager (~/.config/systemd/user)."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print every file and command; change nothing.")
+    ] = False,
+    no_enable: Annotated[
+        bool, typer.Option("--no-enable", help="Write the units, but do not enable the timers.")
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Disable and remove timers of fabrics no longer configured."),
+    ] = False,
+) -> None:
+    """Write and enable a systemd timer for every enabled fabric; a rerun changes nothing."""
+    from hhsync import systemd
+    from hhsync.timers import plan_bootstrap
+
+    cli: Cli = ctx.obj
+    with cli.errors():
+        config = cli.config()
+        target = systemd.find_target(unit_dir, user=user, dry_run=dry_run)
+        plan = plan_bootstrap(
+            config,
+            systemd.this_program(),
+            target,
+            systemd.scan(target),
+            enable=not no_enable,
+            prune=prune,
+        )
+        if not cli.quiet:
+            for warning in plan.warnings:
+                cli.err.print(f"hhsync: warning: {warning}", markup=False)
+        lines = systemd.preview(plan, target) if dry_run else systemd.apply(plan, target)
+        for line in lines:
+            if dry_run or not cli.quiet:
+                cli.out.out(line, highlight=False)
 
 
 def main() -> None:
