@@ -47,6 +47,7 @@ class Field:
     custom: bool = False  # a custom field (custom_fields.<name>)
     late: bool = False  # written after every create: it points forward (device.primary_ip4)
     create_only: bool = False  # set when created, never compared again (cable ends)
+    soft: bool = False  # never a reason to write on its own; rides along with a real change
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ TYPES = _types(
             F("hhsync_protocol_ip", custom=True), F("hhsync_vtep_ip", custom=True),
             F("hhsync_redundancy", custom=True), F("hhsync_groups", custom=True),
             F("hhsync_nos_version", custom=True), F("hhsync_agent_version", custom=True),
-            F("hhsync_applied_generation", custom=True), F("hhsync_heartbeat", custom=True),
+            F("hhsync_applied_generation", custom=True),
+            F("hhsync_heartbeat", custom=True, soft=True),
             F("primary_ip4", ref="ip_address", late=True),
         ),
     ),

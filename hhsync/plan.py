@@ -178,6 +178,8 @@ def _diff(desired: Item, current: Item) -> tuple[dict[str, Any], dict[str, Any]]
         want, have = desired.attrs[f.name], current.attrs.get(f.name)
         if want != have:
             new[f.name], old[f.name] = want, have
+    if all(spec.field(name).soft for name in new):  # soft changes alone are not worth a write
+        return {}, {}
     return new, old
 
 

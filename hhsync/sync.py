@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,7 +89,7 @@ def sync_fabric(
     deadline: Deadline,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
-    progress: Progress | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
     """Run one sync; failures end up in `Outcome.error`, never as exceptions."""
     started = time.monotonic()
@@ -110,7 +111,7 @@ def _run(
     now: datetime,
     deadline: Deadline,
     allow_mass_delete: bool,
-    progress: Progress | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     outcome.inventory = inventory = discover(source, deadline)
     outcome.desired = desired = build_desired(inventory, fabric, now)
@@ -134,8 +135,10 @@ def _run(
         _require_kinds(inventory)
         return
     message = f"hhsync: sync of fabric {fabric.name}"
+    total = len(plan.changes)
+    advance: Progress | None = (lambda n: progress(n, total)) if progress else None
     outcome.applied = applied = apply_plan(
-        plan, netbox, fabric.name, current, deadline, message, progress
+        plan, netbox, fabric.name, current, deadline, message, advance
     )
     if not applied.ok:
         first = applied.failures[0]

@@ -23,12 +23,12 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "interface": ("Switch", "Server", "Connection"),
     "cable": ("Switch", "Server", "Connection"),
     "ip_address": ("Switch", "Server", "Connection", "VPC", "ExternalAttachment"),
-    "vrf": ("VPC", "VPCPeering", "External", "ExternalPeering"),
-    "route_target": ("VPC", "VPCPeering", "External", "ExternalPeering"),
+    "vrf": ("VPC", "External"),
+    "route_target": ("VPC", "External"),
     "prefix": ("VPC", "IPv4Namespace"),
     "ip_range": ("VPC",),
     "vlan_group": ("VLANNamespace",),
-    "vlan": ("VLANNamespace", "VPC", "ExternalAttachment"),
+    "vlan": ("VLANNamespace", "VPC"),
 }
 # Devices made from optional kinds can only be deleted when that kind was listed too.
 ROLE_SOURCES = {"gateway": "Gateway"}
@@ -122,6 +122,11 @@ class Builder:
     def update(self, ref: Ref, **attrs: Any) -> None:
         item = self.items[ref]
         self.items[ref] = Item(item.type, {**item.attrs, **attrs})
+
+    def drop(self, ref: Ref, *fields: str) -> None:
+        """Stop managing `fields` of an item: the plan then never compares or writes them."""
+        item = self.items[ref]
+        self.items[ref] = Item(item.type, {k: v for k, v in item.attrs.items() if k not in fields})
 
     def result(self, blocked: Iterable[str], blocked_roles: Iterable[str]) -> Desired:
         return Desired(

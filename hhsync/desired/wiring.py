@@ -83,14 +83,14 @@ def build(b: Builder) -> None:
     )
     profiles = {obj_name(p): p for p in b.inventory.items("SwitchProfile")}
     for obj in sorted(b.inventory.items("Switch"), key=obj_name):
-        _map(b, "Switch", obj, lambda o: _switch(b, o, site, profiles))
+        map_object(b, "Switch", obj, lambda o: _switch(b, o, site, profiles))
     for obj in sorted(b.inventory.items("Server"), key=obj_name):
-        _map(b, "Server", obj, lambda o: _plain_device(b, o, site, "server"))
+        map_object(b, "Server", obj, lambda o: _plain_device(b, o, site, "server"))
     for obj in sorted(b.inventory.items("Gateway"), key=obj_name):
-        _map(b, "Gateway", obj, lambda o: _plain_device(b, o, site, "gateway"))
+        map_object(b, "Gateway", obj, lambda o: _plain_device(b, o, site, "gateway"))
     ports = _PortTypes(b, profiles)
     for obj in sorted(b.inventory.items("Connection"), key=obj_name):
-        _map(b, "Connection", obj, lambda o: _connection(b, o, ports))
+        map_object(b, "Connection", obj, lambda o: _connection(b, o, ports))
 
 
 def obj_name(obj: dict[str, Any]) -> str:
@@ -99,7 +99,7 @@ def obj_name(obj: dict[str, Any]) -> str:
     return name if isinstance(name, str) else ""
 
 
-def _map(b: Builder, kind: str, obj: Any, mapper: Any) -> None:
+def map_object(b: Builder, kind: str, obj: Any, mapper: Any) -> None:
     name = obj_name(obj) if isinstance(obj, dict) else ""
     try:
         if not name:
@@ -384,7 +384,9 @@ def _connection(b: Builder, obj: dict[str, Any], ports: _PortTypes) -> Batch:
         field = "peerLinks" if key == "mclagDomain" else SHAPES[key][4] or "link"
         raise Malformed(f"spec.{key}.{field}", "no links")
     mtu = body.get("mtu")
-    if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or mtu <= 0):
+    if mtu is not None and (
+        isinstance(mtu, bool) or not isinstance(mtu, int) or not 1 <= mtu <= 65536
+    ):
         raise Malformed(f"spec.{key}.mtu", f"not an MTU: {mtu!r}")
     batch = Batch("Connection", name)
     lag = None
@@ -406,7 +408,6 @@ def _connection(b: Builder, obj: dict[str, Any], ports: _PortTypes) -> Batch:
             a_end=ends[0],
             b_end=ends[1],
             label=name[:LABEL_MAX],
-            status="connected",
             description="",
         )
     return batch

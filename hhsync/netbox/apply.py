@@ -102,15 +102,14 @@ class Applier:
         try:
             answer = send(spec.endpoint, chunk, self.deadline)
         except NetboxError as e:
-            errors = e.data if isinstance(e.data, list) and len(e.data) == len(chunk) else None
+            errors = _per_object(e.data, len(chunk))
             if errors is None or not retry:
                 self.fail(part, e)
                 return
-            # NetBox rejects the whole chunk; name the objects it blamed, resend the rest.
-            good = [i for i, error in enumerate(errors) if not error]
-            for i, error in enumerate(errors):
-                if error:
-                    self.result.failures.append(f"{action} {spec.label} {part[i].ref}: {error}")
+            # NetBox rolls the whole chunk back; name the objects it blamed, resend the rest.
+            good = [i for i in range(len(chunk)) if i not in errors]
+            for i, error in sorted(errors.items()):
+                self.result.failures.append(f"{action} {spec.label} {part[i].ref}: {error}")
             if good:
                 self.send(
                     send,
@@ -214,6 +213,15 @@ class Applier:
     def done(self, action: str, count: int) -> None:
         self.result.done[action] += count
         self.progress(count)
+
+
+def _per_object(data: Any, size: int) -> dict[int, Any] | None:
+    """NetBox's per-object errors of a rejected bulk request, by index in the chunk."""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return None
+    found = {e["index"]: e.get("errors") for e in errors if isinstance(e, dict) and "index" in e}
+    return found if found and all(isinstance(i, int) and 0 <= i < size for i in found) else None
 
 
 def _paired(

@@ -123,7 +123,7 @@ class NetBox:
         return NetboxError(f"{what} to NetBox at {self.url} failed: {_reason(e)}")
 
     def _timeout(self, what: str, seconds: float) -> NetboxError:
-        return NetboxError(f"NetBox at {self.url} did not answer {what} within {seconds:.0f}s")
+        return NetboxError(f"NetBox at {self.url} did not answer {what} within {seconds:g}s")
 
     def _decode(self, response: requests.Response, what: str) -> Any:
         status = response.status_code

@@ -118,8 +118,13 @@ class Reader:
         return normalise(f.name, value)
 
     def _nested(self, f: Field, value: Any) -> Ref | None:
-        ident = value.get("id") if isinstance(value, dict) else value
-        return self.index.ref(f.ref or "", None, ident)
+        spec = TYPES[f.ref or ""]
+        ident = int(value["id"] if isinstance(value, dict) else value)
+        known = self.index.refs.get((spec.content_type, ident))
+        slug = value.get("slug") if isinstance(value, dict) else None
+        if known is None and spec.shared and isinstance(slug, str):
+            return Ref(spec.name, (slug,))  # shared objects are keyed by the slug NetBox nests
+        return known or self.index.ref(spec.name, None, ident)
 
 
 def normalise(name: str, value: Any) -> Any:

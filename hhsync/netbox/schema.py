@@ -51,7 +51,12 @@ FIELDS = (
         "Applied generation",
         "Agent generation the switch last applied",
     ),
-    _device("hhsync_heartbeat", "text", "Heartbeat", "Agent heartbeat state: fresh or stale"),
+    _device(
+        "hhsync_heartbeat",
+        "datetime",
+        "Heartbeat at last change",
+        "The Agent's heartbeat when the switch's status or versions last changed",
+    ),
     _site(
         "hhsync_last_success",
         "datetime",

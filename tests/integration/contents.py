@@ -47,7 +47,8 @@ def read(api: pynetbox.api, site: str = "dc1") -> Contents:
         ]
         c.cables[frozenset(ends)] = cable.label
     names = set(c.devices)
-    for ip in api.ipam.ip_addresses.all():
+    vrf = api.ipam.vrfs.get(name=site)  # the fabric's underlay VRF (fabric and site share names)
+    for ip in api.ipam.ip_addresses.filter(vrf_id=vrf.id) if vrf else ():
         on = ip.assigned_object
         if on is None or (getattr(on, "device", None) and on.device.name in names):
             c.ips[ip.address] = f"{on.device.name}:{on.name}" if on else None
