@@ -9,12 +9,11 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,14 +22,20 @@ from rich.progress import Progress
 from hhsync import __version__
 from hhsync.check import run_checks
 from hhsync.config import Config, FabricConfig, find_config, load_config, load_token
-from hhsync.deadline import Deadline
+from hhsync.deadline import unlimited
 from hhsync.errors import ConfigError, HhsyncError, UsageError
 from hhsync.kube.source import Source
 from hhsync.logs import setup_logging
 from hhsync.netbox.client import NetBox
+from hhsync.netbox.sitestate import read_states
 from hhsync.render import print_json, table
 from hhsync.report import PLAN_COLUMNS, plan_rows
-from hhsync.sync import Outcome, sync_fabric
+from hhsync.run import run_children, run_fabric
+from hhsync.status import COLUMNS as STATUS_COLUMNS
+from hhsync.status import in_sync as all_in_sync
+from hhsync.status import rows as status_rows
+from hhsync.sync import Outcome
+from hhsync.systemd import next_runs
 
 app = typer.Typer(
     help="Keep NetBox an exact, current mirror of Hedgehog fabrics.",
@@ -61,6 +66,11 @@ class Cli:
             if not self.quiet:
                 for warning in self._config.warnings:
                     self.err.print(f"hhsync: warning: {warning}")
+        return self._config
+
+    def override(self, **changes: Any) -> Config:
+        """The config with some sections replaced by command-line options."""
+        self._config = replace(self.config(), **changes)
         return self._config
 
     def fabrics(self, names: list[str] | None) -> list[FabricConfig]:
@@ -156,11 +166,6 @@ def check(
     raise typer.Exit(0 if ok else 1)
 
 
-def _not_yet(ctx: typer.Context, what: str) -> NoReturn:
-    cli: Cli = ctx.obj
-    cli.fail(HhsyncError(f"{what} is not implemented yet"))
-
-
 @app.command()
 def sync(
     ctx: typer.Context,
@@ -168,6 +173,7 @@ def sync(
     all_fabrics: Annotated[
         bool, typer.Option("--all", help="Every enabled fabric, several at once.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Sync even a fresh fabric.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
     ] = False,
@@ -178,31 +184,73 @@ def sync(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option("--metrics-file", help="Write Prometheus metrics here ([run] metrics_file)."),
+    ] = None,
 ) -> None:
-    """Mirror fabrics into NetBox: discover, plan, apply, print one summary line per fabric."""
+    """Mirror fabrics into NetBox: skip fresh ones, discover, plan, apply, record the result."""
     cli: Cli = ctx.obj
     with cli.errors():
+        config = cli.config()
+        if metrics_file is not None:
+            config = cli.override(run=replace(config.run, metrics_file=metrics_file.absolute()))
         targets = _targets(cli, fabrics, all_fabrics)
-        outcomes = run_syncs(cli, targets, dry_run=dry_run, allow_mass_delete=allow_mass_delete)
-    if as_json:
-        print_json(cli.out, {"fabrics": [o.as_json() for o in outcomes]})
-    else:
-        for outcome in outcomes:
-            if dry_run and outcome.plan is not None:
+        if len(targets) == 1 and not all_fabrics:
+            outcome = _run_here(cli, targets[0], force, dry_run, allow_mass_delete)
+            reports = [outcome.as_json()]
+            if dry_run and outcome.plan is not None and not as_json:
                 table(cli.out, PLAN_COLUMNS, plan_rows(outcome.plan))
-            if not cli.quiet:
-                for skip in outcome.desired.skipped if outcome.desired else ():
-                    cli.err.print(
-                        f"hhsync: warning: {outcome.fabric}: skipped {skip}", markup=False
-                    )
-                for conflict in outcome.plan.conflicts if outcome.plan else ():
-                    cli.err.print(
-                        f"hhsync: warning: {outcome.fabric}: conflict: {conflict}", markup=False
-                    )
-                for failure in outcome.applied.failures if outcome.applied else ():
-                    cli.err.print(f"hhsync: {outcome.fabric}: failed: {failure}", markup=False)
-            cli.out.print(outcome.line(), markup=False)
-    raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
+        else:
+            options = {
+                "--force": force,
+                "--dry-run": dry_run,
+                "--allow-mass-delete": allow_mass_delete,
+            }
+            flags = [flag for flag, on in options.items() if on]
+            if metrics_file is not None:
+                flags += ["--metrics-file", str(metrics_file.absolute())]
+            reports = run_children(config, targets, flags, cli.verbose)
+    if as_json:
+        print_json(cli.out, {"fabrics": reports})
+    else:
+        for report in reports:
+            _warn(cli, report)
+            cli.out.print(report["summary"], markup=False)
+    results = {r["result"] for r in reports}
+    raise typer.Exit(1 if "error" in results else 3 if "busy" in results else 0)
+
+
+def _warn(cli: Cli, report: dict[str, Any]) -> None:
+    if cli.quiet:
+        return
+    fabric = report["fabric"]
+    lines = [f"skipped {s}" for s in report["skipped"]]
+    lines += [f"conflict: {c}" for c in report["conflicts"]]
+    lines += [f"cabling mismatch: {m}" for m in report["mismatches"]]
+    lines += [f"failed: {f}" for f in report["failures"]] + report["warnings"]
+    for line in lines:
+        cli.err.print(f"hhsync: warning: {fabric}: {line}", markup=False)
+
+
+def _run_here(
+    cli: Cli, fabric: FabricConfig, force: bool, dry_run: bool, allow_mass_delete: bool
+) -> Outcome:
+    """One fabric in this process, with a progress bar on a terminal."""
+    bar = Progress(console=cli.err, transient=True, disable=not cli.err.is_terminal or cli.quiet)
+    task = bar.add_task(fabric.name, total=None)
+    with bar:
+        return run_fabric(
+            fabric,
+            cli.config(),
+            cli.netbox,
+            open_source,
+            clock=lambda: datetime.now(UTC),
+            force=force,
+            dry_run=dry_run,
+            allow_mass_delete=allow_mass_delete,
+            progress=lambda advance, total: bar.update(task, total=total, advance=advance),
+        )
 
 
 def _targets(cli: Cli, names: list[str] | None, all_fabrics: bool) -> list[FabricConfig]:
@@ -213,44 +261,53 @@ def _targets(cli: Cli, names: list[str] | None, all_fabrics: bool) -> list[Fabri
     return cli.fabrics(names)
 
 
-def run_syncs(
-    cli: Cli, fabrics: list[FabricConfig], *, dry_run: bool, allow_mass_delete: bool
-) -> list[Outcome]:
-    """Sync fabrics, up to [run] parallel at once; results in the order given."""
-    config = cli.config()
-    bar = Progress(console=cli.err, transient=True, disable=not cli.err.is_terminal or cli.quiet)
-
-    def one(fabric: FabricConfig) -> Outcome:
-        task = bar.add_task(fabric.name, total=None)
-        netbox = cli.netbox()
-        try:
-            source = open_source(fabric)
-        except HhsyncError as e:
-            netbox.close()
-            return Outcome(fabric.name, dry_run, error=str(e))
-        try:
-            return sync_fabric(
-                fabric,
-                netbox,
-                source,
-                now=datetime.now(UTC),
-                deadline=Deadline(fabric.deadline),
-                dry_run=dry_run,
-                allow_mass_delete=allow_mass_delete,
-                progress=lambda advance, total: bar.update(task, total=total, advance=advance),
-            )
-        finally:
-            source.close()
-            netbox.close()
-
-    with bar, ThreadPoolExecutor(max_workers=config.run.parallel) as pool:
-        return list(pool.map(one, fabrics))
-
-
 @app.command()
-def status(ctx: typer.Context) -> None:
-    """Show each fabric's sync state from NetBox."""
-    _not_yet(ctx, "status")
+def status(
+    ctx: typer.Context,
+    fabrics: Annotated[
+        list[str] | None, typer.Argument(help="Fabrics to show (default: all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 unless every enabled fabric is in sync.")
+    ] = False,
+) -> None:
+    """Show each fabric's sync state, as NetBox stores it."""
+    cli: Cli = ctx.obj
+    with cli.errors():
+        chosen = cli.fabrics(fabrics)
+        netbox = cli.netbox()
+    try:
+        stored = read_states(netbox, [f.site for f in chosen], unlimited())
+        error = None
+    except HhsyncError as e:
+        stored, error = {}, str(e)
+    finally:
+        netbox.close()
+    if error is not None:  # every row says so: a status without state must not look calm
+        if as_json:
+            print_json(
+                cli.out,
+                {
+                    "ok": False,
+                    "error": error,
+                    "fabrics": [
+                        {"fabric": f.name, "site": f.site, "state": "unknown"} for f in chosen
+                    ],
+                },
+            )
+        else:
+            for fabric in chosen:
+                cli.out.print(f"{fabric.name}: NetBox unreachable: {error}", markup=False)
+        raise typer.Exit(1)
+    found = status_rows(
+        chosen, {site: s for site, (_, s) in stored.items()}, datetime.now(UTC), next_runs()
+    )
+    if as_json:
+        print_json(cli.out, {"ok": True, "fabrics": [r.as_json() for r in found]})
+    else:
+        table(cli.out, STATUS_COLUMNS, [r.cells() for r in found])
+    raise typer.Exit(1 if check and not all_in_sync(found) else 0)
 
 
 @app.command("bootstrap-timers")

@@ -244,7 +244,7 @@ class _Reader:
             "[run]",
             {
                 "parallel": self.positive_int,
-                "lock_wait": self.duration,
+                "lock_wait": self.wait,
                 "state_dir": self.path_value,
                 "metrics_file": self.path_value,
             },
@@ -351,6 +351,13 @@ class _Reader:
             raise self.fail(
                 where, f'expected a duration like "5m", "300s" or 300, got {_show(value)}'
             )
+        return seconds
+
+    def wait(self, value: Any, where: str) -> int:
+        """A duration that may be 0 (do not wait)."""
+        seconds = parse_duration(value)
+        if seconds is None or seconds < 0:
+            raise self.fail(where, f'expected a duration like "30s", "1m" or 0, got {_show(value)}')
         return seconds
 
     def slug(self, value: Any, where: str) -> str:

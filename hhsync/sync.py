@@ -16,7 +16,7 @@ from hhsync.kube.source import Inventory, Source, discover
 from hhsync.netbox.apply import Applied, Progress, apply_plan
 from hhsync.netbox.client import NetBox
 from hhsync.netbox.current import read_current
-from hhsync.netbox.schema import ensure_schema, tag_exists
+from hhsync.netbox.schema import tag_exists
 from hhsync.plan import Plan, make_plan
 
 
@@ -33,10 +33,22 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
+    fresh: str | None = None  # skipped: why it needs no sync now
+    busy: bool = False  # another run holds the fabric's lock
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def result(self) -> str:
+        """ok, error, fresh (skipped) or busy."""
+        if self.busy:
+            return "busy"
+        if self.fresh:
+            return "fresh"
+        return "ok" if self.ok else "error"
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(("created", "updated", "deleted", "unchanged", "conflicts"), 0)
@@ -51,22 +63,35 @@ class Outcome:
         counts["mismatches"] = len(self.desired.mismatches) if self.desired else 0
         return counts
 
-    def line(self) -> str:
+    def summary(self) -> str:
         c = self.counts()
         verb = "would create" if self.dry_run else "created"
         text = (
-            f"{self.fabric}: {verb} {c['created']}, updated {c['updated']}, deleted "
-            f"{c['deleted']}, unchanged {c['unchanged']}, skipped {c['skipped']}, conflicts "
-            f"{c['conflicts']}"
+            f"{verb} {c['created']}, updated {c['updated']}, deleted {c['deleted']}, unchanged "
+            f"{c['unchanged']}, skipped {c['skipped']}, conflicts {c['conflicts']}"
         )
         if c["mismatches"]:
             text += f", cabling mismatches {c['mismatches']}"
-        return f"{text} in {self.seconds:.1f}s" + (f"; error: {self.error}" if self.error else "")
+        return f"{text} in {self.seconds:.1f}s"
+
+    def line(self) -> str:
+        """The one line a run prints."""
+        if self.fresh:
+            return f"{self.fabric}: {self.fresh}"
+        if self.busy:
+            return f"{self.fabric}: busy: {self.error}"
+        if self.plan is None and self.error:
+            return f"{self.fabric}: error: {self.error}"
+        return f"{self.fabric}: {self.summary()}" + (f"; error: {self.error}" if self.error else "")
 
     def as_json(self) -> dict[str, Any]:
         return {
             "fabric": self.fabric,
             "ok": self.ok,
+            "result": self.result,
+            "summary": self.line(),
+            "reason": self.fresh,
+            "warnings": self.warnings,
             "dry_run": self.dry_run,
             "counts": self.counts(),
             "error": self.error,
@@ -115,12 +140,8 @@ def _run(
 ) -> None:
     outcome.inventory = inventory = discover(source, deadline)
     outcome.desired = desired = build_desired(inventory, fabric, now)
-    if outcome.dry_run:
-        deadline.enter("reading NetBox")
-        owned_tag = tag_exists(netbox, deadline)
-    else:
-        ensure_schema(netbox, deadline)
-        owned_tag = True
+    # A real run set up the tag and custom fields before; a dry run writes nothing at all.
+    owned_tag = tag_exists(netbox, deadline) if outcome.dry_run else True
     current = read_current(netbox, fabric.name, desired, deadline, owned_tag)
     outcome.plan = plan = make_plan(
         desired,
@@ -137,9 +158,8 @@ def _run(
     message = f"hhsync: sync of fabric {fabric.name}"
     total = len(plan.changes)
     advance: Progress | None = (lambda n: progress(n, total)) if progress else None
-    outcome.applied = applied = apply_plan(
-        plan, netbox, fabric.name, current, deadline, message, advance
-    )
+    outcome.applied = applied = Applied()
+    apply_plan(plan, netbox, fabric.name, current, deadline, message, applied, advance)
     if not applied.ok:
         first = applied.failures[0]
         more = f" (and {len(applied.failures) - 1} more)" if len(applied.failures) > 1 else ""

@@ -6,13 +6,16 @@ systemctl, in the order the plan gives.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import hhsync
@@ -197,3 +200,41 @@ def _summary(plan: Bootstrap) -> str:
     if not written and not removed:
         return f"no changes ({len(plan.unchanged)} files unchanged)"
     return f"{written} written, {removed} removed, {len(plan.unchanged)} unchanged"
+
+
+def next_runs(user: bool = False) -> dict[str, datetime]:
+    """When each hhsync timer fires next, by fabric; empty where systemd is not running."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return {}
+    argv = [
+        systemctl,
+        *(["--user"] if user else []),
+        "list-timers",
+        "--all",
+        "--output=json",
+        "--no-pager",
+        "hhsync-sync@*.timer",
+    ]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT, check=False
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        return {}
+    return parse_timers(done.stdout) if done.returncode == 0 else {}
+
+
+def parse_timers(text: str) -> dict[str, datetime]:
+    """`systemctl list-timers --output=json`: [{"unit": ..., "next": usec since epoch}, ...]."""
+    try:
+        timers = json.loads(text)
+    except ValueError:
+        return {}
+    out = {}
+    for timer in timers if isinstance(timers, list) else ():
+        unit = re.fullmatch(r"hhsync-sync@(.+)\.timer", str(timer.get("unit", "")))
+        usec = timer.get("next")
+        if unit and isinstance(usec, int) and usec > 0:
+            out[unit[1]] = datetime.fromtimestamp(usec / 1_000_000, UTC)
+    return out

@@ -102,6 +102,13 @@ class Applier:
         try:
             answer = send(spec.endpoint, chunk, self.deadline)
         except NetboxError as e:
+            if spec.shared and action == "create" and retry:
+                # Another fabric's run may have created the same shared object a moment ago.
+                chunk, part = self.created_meanwhile(spec, chunk, part)
+                if not chunk:
+                    return
+                self.send(send, action, spec, chunk, part, retry=False)
+                return
             errors = _per_object(e.data, len(chunk))
             if errors is None or not retry:
                 self.fail(part, e)
@@ -124,6 +131,21 @@ class Applier:
             for change, created in zip(part, answer, strict=True):
                 self.ids[change.ref] = int(created["id"])
         self.done(action, len(part))
+
+    def created_meanwhile(
+        self, spec: ObjectType, chunk: list[dict[str, Any]], part: list[Change]
+    ) -> tuple[list[dict[str, Any]], list[Change]]:
+        """Take the ids of shared objects that exist by now; return what is still missing."""
+        slugs = [c.ref.key[0] for c in part]
+        found = self.netbox.get_all(
+            spec.endpoint, self.deadline, {"slug": slugs, "fields": "id,slug"}
+        )
+        ids = {f["slug"]: int(f["id"]) for f in found}
+        for change in part:
+            if change.ref.key[0] in ids:
+                self.ids[change.ref] = ids[change.ref.key[0]]
+        keep = [i for i, c in enumerate(part) if c.ref.key[0] not in ids]
+        return [chunk[i] for i in keep], [part[i] for i in keep]
 
     def late(self, plan: Plan) -> None:
         """Fields that point at objects created later in the same plan."""
@@ -242,10 +264,12 @@ def apply_plan(
     current: dict[Ref, Record],
     deadline: Deadline,
     message: str,
+    result: Applied,
     progress: Progress | None = None,
 ) -> Applied:
-    """Send the plan to NetBox; ids of owned, shared and adopted objects resolve references."""
+    """Send the plan to NetBox, recording into `result` as it goes (so a run stopped midway
+    still reports what it did); ids of owned, shared and adopted objects resolve references."""
     ids = {ref: rec.id for ref, rec in current.items() if rec.owned or TYPES[ref.type].shared}
     ids.update({c.ref: c.id for c in plan.changes if c.action == "adopt" and c.id is not None})
-    applier = Applier(netbox, fabric, deadline, message, ids, progress or (lambda n: None))
+    applier = Applier(netbox, fabric, deadline, message, ids, progress or (lambda n: None), result)
     return applier.run(plan)

@@ -233,7 +233,11 @@ def chunks(items: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def _detail(data: Any) -> str:
+    """NetBox's own words: its detail, and for bulk requests the first object's errors."""
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return f"{data['detail']} {json.dumps(errors[0])[:400]}"
         return str(data["detail"])
     return json.dumps(data)[:500]
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hhsync.deadline import Deadline
+from hhsync.errors import NetboxError
 from hhsync.model import FABRIC_FIELD, TAG, TYPES
 from hhsync.netbox.client import NetBox
 
 MESSAGE = "hhsync: set up its tag and custom fields"
+ATTEMPTS = 3  # the tag and the custom fields can each race with another run once
 OWNED_TYPES = tuple(sorted({t.content_type for t in TYPES.values() if not t.shared}))
 
 
@@ -67,6 +69,12 @@ FIELDS = (
     _site("hhsync_result", "text", "Last sync result", "ok or error"),
     _site("hhsync_message", "longtext", "Last sync message", "The summary, or the error"),
     _site("hhsync_counts", "json", "Last sync counts", "Objects created, updated, deleted, ..."),
+    _site(
+        "hhsync_mismatches",
+        "json",
+        "Cabling mismatches",
+        "Links whose LLDP neighbour is missing or not the expected peer",
+    ),
     _site("hhsync_interval", "integer", "Sync interval (s)", "The fabric's configured interval"),
     _site(
         "hhsync_fingerprint",
@@ -82,8 +90,18 @@ def tag_exists(netbox: NetBox, deadline: Deadline) -> bool:
 
 
 def ensure_schema(netbox: NetBox, deadline: Deadline) -> int:
-    """Create the tag and any missing custom field; returns the number of objects written."""
+    """Create the tag and any missing custom field; returns the number of objects written.
+    Another try covers another fabric's run setting up the same things at the same moment."""
     deadline.enter("setting up NetBox (tag, custom fields)")
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return _ensure(netbox, deadline)
+        except NetboxError:  # NetBox answers such a race with HTTP 500 (IntegrityError)
+            continue
+    return _ensure(netbox, deadline)
+
+
+def _ensure(netbox: NetBox, deadline: Deadline) -> int:
     writes = 0
     if not tag_exists(netbox, deadline):
         netbox.create(

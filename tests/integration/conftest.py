@@ -34,6 +34,26 @@ def shared(relative: str) -> Path:
     return path
 
 
+BOOKKEEPING = {  # writes that are not inventory: set-up, the site, its sync state and journal
+    ("POST", "/api/extras/tags/"),
+    ("POST", "/api/extras/custom-fields/"),
+    ("POST", "/api/dcim/sites/"),
+    ("PATCH", "/api/dcim/sites/"),
+    ("POST", "/api/extras/journal-entries/"),
+}
+
+
+def inventory_writes(fabric: Fabric) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path) for r in fabric.proxy.writes() if (r.method, r.path) not in BOOKKEEPING
+    ]
+
+
+def state_only(fabric: Fabric) -> bool:
+    """A no-op run's writes: exactly one PATCH of the site's sync state."""
+    return [(r.method, r.path) for r in fabric.proxy.writes()] == [("PATCH", "/api/dcim/sites/")]
+
+
 def golden(name: str, text: str) -> str:
     """The golden file's text; UPDATE_GOLDEN=1 rewrites it from `text` (review the diff!)."""
     path = Path(__file__).parent / "golden" / name

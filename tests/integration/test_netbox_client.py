@@ -62,6 +62,7 @@ def test_validation_errors_carry_netbox_own_words(nb: NetBoxInstance) -> None:
         "errors": [{"index": 1, "errors": {"name": ["This field is required."]}}],
     }
     assert str(e.value) == (
-        "NetBox answered POST /api/dcim/sites/ with HTTP 400: 1 of 2 objects could not be created."
+        "NetBox answered POST /api/dcim/sites/ with HTTP 400: 1 of 2 objects could not be "
+        'created. {"index": 1, "errors": {"name": ["This field is required."]}}'
     )
     assert netbox.get_all("dcim/sites/", unlimited()) == []  # NetBox rolled the whole chunk back

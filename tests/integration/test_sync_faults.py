@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
-from tests.integration.conftest import Fabric
+from tests.integration.conftest import Fabric, inventory_writes
 from tests.integration.contents import expected, read
 from tests.integration.test_sync_changes import example
 from tests.integration.test_sync_wiring import serve, sync_ok
@@ -18,7 +19,7 @@ def test_kind_not_served_keeps_its_objects(fabric: Fabric) -> None:
     serve(fabric, objs)
     sync_ok(fabric)
     fabric.kube.remove_crd("wiring.githedgehog.com", "connections")
-    result = fabric.cli("sync", "dc1")
+    result = fabric.cli("sync", "dc1", "--force")
     assert result.exit_code == 1
     assert result.stdout.startswith(
         "dc1: created 0, updated 0, deleted 0, unchanged 46, skipped 1, "
@@ -40,13 +41,15 @@ def test_list_failing_mid_way_writes_nothing(
     objs = example()
     serve(fabric, objs)
     fault = fabric.kube.fault("/connections$", status=500, message="etcd is sad", after=2, times=1)
-    result = fabric.cli("sync", "dc1")
+    result = fabric.cli("sync", "dc1", "--force")
     assert result.exit_code == 1
-    assert result.stdout.rstrip().endswith(
-        f"; error: listing connections in namespace default at {fabric.kube.url}: HTTP 500 "
-        "etcd is sad"
+    assert result.stdout == (
+        f"dc1: error: listing connections in namespace default at {fabric.kube.url}: HTTP 500 "
+        "etcd is sad\n"
     )
-    assert fault.hits == 1 and fabric.proxy.writes() == []
+    assert fault.hits == 1 and inventory_writes(fabric) == []
+    [row] = json.loads(fabric.cli("status", "--json").stdout)["fabrics"]
+    assert (row["state"], row["message"]) == ("error", result.stdout[len("dc1: error: ") : -1])
     sync_ok(fabric)
     assert read(fabric.api()) == expected(objs)
 
@@ -65,7 +68,7 @@ def test_netbox_killed_mid_apply_then_next_run_converges(fabric: Fabric) -> None
 
     killer = threading.Thread(target=kill_on_first_interface_post)
     killer.start()
-    result = fabric.cli("sync", "dc1")
+    result = fabric.cli("sync", "dc1", "--force")
     killer.join()
     assert result.exit_code == 1
     assert "error: " in result.stdout
@@ -86,7 +89,7 @@ def test_rejected_object_is_named_and_the_rest_of_its_chunk_is_sent(fabric: Fabr
     fault = fabric.proxy.fault(
         "/api/dcim/interfaces/", method="POST", status=400, body=body, after=1
     )
-    result = fabric.cli("sync", "dc1")
+    result = fabric.cli("sync", "dc1", "--force")
     assert fault.hits == 1 and result.exit_code == 1
     assert "failed: create interface leaf-01 E1/1: {'name': ['boom']}" in result.stderr
     assert (
