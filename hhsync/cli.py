@@ -34,7 +34,7 @@ from hhsync.run import run_children, run_fabric
 from hhsync.status import COLUMNS as STATUS_COLUMNS
 from hhsync.status import in_sync as all_in_sync
 from hhsync.status import rows as status_rows
-from hhsync.sync import Outcome
+from hhsync.sync import Options, Outcome
 from hhsync.systemd import next_runs
 
 app = typer.Typer(
@@ -174,6 +174,10 @@ def sync(
         bool, typer.Option("--all", help="Every enabled fabric, several at once.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Sync even a fresh fabric.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Compare everything, even when the fabric is unchanged."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
     ] = False,
@@ -197,13 +201,14 @@ def sync(
             config = cli.override(run=replace(config.run, metrics_file=metrics_file.absolute()))
         targets = _targets(cli, fabrics, all_fabrics)
         if len(targets) == 1 and not all_fabrics:
-            outcome = _run_here(cli, targets[0], force, dry_run, allow_mass_delete)
+            outcome = _run_here(cli, targets[0], force, full, dry_run, allow_mass_delete)
             reports = [outcome.as_json()]
             if dry_run and outcome.plan is not None and not as_json:
                 table(cli.out, PLAN_COLUMNS, plan_rows(outcome.plan))
         else:
             options = {
                 "--force": force,
+                "--full": full,
                 "--dry-run": dry_run,
                 "--allow-mass-delete": allow_mass_delete,
             }
@@ -234,7 +239,7 @@ def _warn(cli: Cli, report: dict[str, Any]) -> None:
 
 
 def _run_here(
-    cli: Cli, fabric: FabricConfig, force: bool, dry_run: bool, allow_mass_delete: bool
+    cli: Cli, fabric: FabricConfig, force: bool, full: bool, dry_run: bool, allow_mass_delete: bool
 ) -> Outcome:
     """One fabric in this process, with a progress bar on a terminal."""
     bar = Progress(console=cli.err, transient=True, disable=not cli.err.is_terminal or cli.quiet)
@@ -247,8 +252,7 @@ def _run_here(
             open_source,
             clock=lambda: datetime.now(UTC),
             force=force,
-            dry_run=dry_run,
-            allow_mass_delete=allow_mass_delete,
+            options=Options(dry_run=dry_run, full=full, allow_mass_delete=allow_mass_delete),
             progress=lambda advance, total: bar.update(task, total=total, advance=advance),
         )
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -27,7 +28,7 @@ from hhsync.lock import fabric_lock, state_dir
 from hhsync.netbox.client import NetBox
 from hhsync.netbox.schema import ensure_schema
 from hhsync.netbox.sitestate import add_journal, ensure_site, read_states, write_state
-from hhsync.sync import Outcome, sync_fabric
+from hhsync.sync import DEFAULTS, Options, Outcome, sync_fabric
 
 RECORD_SECONDS = 60  # the budget for recording the result, even after the run's deadline
 GRACE = 15  # the SIGALRM backstop fires this long after the deadline
@@ -41,8 +42,7 @@ def run_fabric(
     *,
     clock: Callable[[], datetime],
     force: bool = False,
-    dry_run: bool = False,
-    allow_mass_delete: bool = False,
+    options: Options = DEFAULTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
     """One fabric's run; every failure ends up in the returned Outcome, never as an exception."""
@@ -50,12 +50,21 @@ def run_fabric(
         with fabric_lock(state_dir(config.run.state_dir), fabric.name, config.run.lock_wait):
             deadline = Deadline(fabric.deadline)
             with stop_on_signals(deadline), backstop(fabric.deadline + GRACE):
-                return _locked(fabric, config, open_netbox, open_source, clock, deadline,
-                               force, dry_run, allow_mass_delete, progress)  # fmt: skip
+                return _locked(
+                    fabric,
+                    config,
+                    open_netbox,
+                    open_source,
+                    clock,
+                    deadline,
+                    force,
+                    options,
+                    progress,
+                )
     except BusyError as e:
-        return Outcome(fabric.name, dry_run, error=str(e), busy=True)
+        return Outcome(fabric.name, options.dry_run, error=str(e), busy=True)
     except HhsyncError as e:
-        return Outcome(fabric.name, dry_run, error=str(e))
+        return Outcome(fabric.name, options.dry_run, error=str(e))
 
 
 def _locked(
@@ -66,59 +75,84 @@ def _locked(
     clock: Callable[[], datetime],
     deadline: Deadline,
     force: bool,
-    dry_run: bool,
-    allow_mass_delete: bool,
+    options: Options,
     progress: Callable[[int, int], None] | None,
 ) -> Outcome:
     netbox = open_netbox()
     try:
         deadline.enter("reading the sync state")
         stored = read_states(netbox, [fabric.site], deadline).get(fabric.site)
-        due = state.needs_sync(stored[1] if stored else state.SyncState(), fabric.interval, clock())
-        if not (due.needed or force or dry_run):
+        previous = stored[1] if stored else state.SyncState()
+        due = state.needs_sync(previous, fabric.interval, clock())
+        if not (due.needed or force or options.dry_run):
             return Outcome(fabric.name, fresh=due.reason)
-        if not dry_run:
-            ensure_schema(netbox, deadline)
-            site = ensure_site(netbox, fabric.site, deadline)
         try:
             source = open_source(fabric)
         except HhsyncError as e:
-            outcome = Outcome(fabric.name, dry_run, error=str(e))
+            outcome = Outcome(fabric.name, options.dry_run, error=str(e))
         else:
             try:
-                outcome = sync_fabric(fabric, netbox, source, now=clock(), deadline=deadline,
-                                      dry_run=dry_run, allow_mass_delete=allow_mass_delete,
-                                      progress=progress)  # fmt: skip
+                outcome = sync_fabric(
+                    fabric,
+                    netbox,
+                    source,
+                    now=clock(),
+                    deadline=deadline,
+                    options=replace(options, previous=previous),
+                    progress=progress,
+                )
             finally:
                 source.close()
-        if not dry_run:
-            _record(outcome, fabric, config, netbox, site, clock())
+        if not options.dry_run:
+            _record(outcome, fabric, config, netbox, stored[0] if stored else None, clock())
         return outcome
     finally:
         netbox.close()
 
 
 def _record(
-    outcome: Outcome, fabric: FabricConfig, config: Config, netbox: NetBox, site: int,
+    outcome: Outcome,
+    fabric: FabricConfig,
+    config: Config,
+    netbox: NetBox,
+    site: int | None,
     now: datetime,
-) -> None:  # fmt: skip
+) -> None:
     """State on the site (one PATCH), a journal entry when something changed or failed, and
     metrics. Runs on a fresh budget: a run stopped by its deadline is still recorded."""
     counts = outcome.counts()
     message = outcome.error or outcome.summary()
     mismatches = outcome.as_json()["mismatches"]
-    fields = state.record(now=now, ok=outcome.ok, message=message, counts=counts,
-                          mismatches=mismatches, interval=fabric.interval)  # fmt: skip
+    fields = state.record(
+        now=now,
+        ok=outcome.ok,
+        message=message,
+        counts=counts,
+        mismatches=mismatches,
+        interval=fabric.interval,
+        fingerprint=outcome.fingerprint,
+    )
     budget = Deadline(RECORD_SECONDS)
     try:
+        if site is None:
+            site = outcome.site
+        if site is None:  # the run failed before it got to set anything up
+            ensure_schema(netbox, budget)
+            site = ensure_site(netbox, fabric.site, budget)
         write_state(netbox, site, fields, budget)
         if not outcome.ok or any(counts[k] for k in ("created", "updated", "deleted")):
             add_journal(netbox, site, outcome.ok, f"hhsync sync: {message}", budget)
     except HhsyncError as e:
         outcome.error = f"{outcome.error or 'sync done'}; recording the state failed: {e}"
     if config.run.metrics_file is not None:
-        lines = metrics.render(fabric.name, attempt=now, success=now if outcome.ok else None,
-                               ok=outcome.ok, seconds=outcome.seconds, counts=counts)  # fmt: skip
+        lines = metrics.render(
+            fabric.name,
+            attempt=now,
+            success=now if outcome.ok else None,
+            ok=outcome.ok,
+            seconds=outcome.seconds,
+            counts=counts,
+        )
         try:
             metrics.write(config.run.metrics_file, fabric.name, lines)
         except HhsyncError as e:
@@ -170,10 +204,21 @@ def run_children(
     children: set[subprocess.Popen[str]] = set()
 
     def one(fabric: FabricConfig) -> dict[str, Any]:
-        command = [sys.executable, "-m", "hhsync", "--config", str(config.path),
-                   *(["-v"] * verbose), "sync", fabric.name, "--json", *flags]  # fmt: skip
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) as child:  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "hhsync",
+            "--config",
+            str(config.path),
+            *(["-v"] * verbose),
+            "sync",
+            fabric.name,
+            "--json",
+            *flags,
+        ]
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as child:
             children.add(child)
             limit = config.run.lock_wait + fabric.deadline + GRACE + RECORD_SECONDS
             try:
@@ -187,8 +232,10 @@ def run_children(
             [report] = json.loads(out)["fabrics"]
             return dict(report)
         except (ValueError, KeyError, TypeError):
-            return Outcome(fabric.name, error=f"its sync process ended with exit code "
-                           f"{child.returncode} and no report").as_json()  # fmt: skip
+            return Outcome(
+                fabric.name,
+                error=f"its sync process ended with exit code {child.returncode} and no report",
+            ).as_json()
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for child in list(children):

@@ -7,11 +7,13 @@ may have deletions this run (only those whose Hedgehog kinds were listed complet
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hhsync import __version__
 from hhsync.config import FabricConfig
 from hhsync.kube.source import Inventory
 from hhsync.model import TYPES, Item, Ref
@@ -72,6 +74,17 @@ class Desired:
         if item.type in self.blocked:
             return False
         return not (item.type == "device" and _role(item) in self.blocked_roles)
+
+    def fingerprint(self) -> str:
+        """A digest of everything the plan depends on from this side (soft fields excepted:
+        they never cause a write), so an unchanged fabric is recognised without reading NetBox."""
+        digest = hashlib.sha256(f"hhsync {__version__}\n".encode())
+        for ref in sorted(self.items, key=repr):
+            spec = TYPES[ref.type]
+            attrs = {k: v for k, v in self.items[ref].attrs.items() if not spec.field(k).soft}
+            digest.update(f"{ref!r} {sorted(attrs.items())!r}\n".encode())
+        digest.update(f"{sorted(self.blocked)} {sorted(self.blocked_roles)}".encode())
+        return digest.hexdigest()[:32]
 
 
 def _role(item: Item) -> str | None:
