@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -70,6 +71,7 @@ class NetBox:
         self.api.http_session = session
         self.session = session
         self.requests: Counter[str] = Counter()
+        self._count = threading.Lock()  # reads run in parallel threads
 
     def close(self) -> None:
         self.session.close()
@@ -91,7 +93,8 @@ class NetBox:
             deadline.timeout(CONNECT_TIMEOUT),
             deadline.timeout(read_timeout or self.timeout),
         )
-        self.requests[method] += 1
+        with self._count:
+            self.requests[method] += 1
         try:
             response = self.session.request(
                 method,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from hhsync.netbox.client import NetBox
 from hhsync.plan import Record
 
 TERMINATIONS = {"a_end": "a_terminations", "b_end": "b_terminations"}
+READERS = 4  # parallel reads: NetBox's gunicorn serves several at once
 LOOKUP_BATCH = 100  # values per filter in one GET: keeps URLs well under 8 KB
 
 Raw = dict[str, Any]
@@ -159,12 +161,18 @@ def read_current(
     by_type: dict[str, list[Ref]] = {name: [] for name in ORDER}
     for ref in wanted:
         by_type[ref.type].append(ref)
+    deadline.enter("reading NetBox (owned objects)")
+    owned_types = [TYPES[n] for n in ORDER if not TYPES[n].shared] if tag_exists else []
+    owned = {"tag": TAG, f"cf_{FABRIC_FIELD}": fabric}
+    # The owned objects of each type are independent reads: fetch them side by side.
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        fetched = pool.map(lambda t: reader.get(t, owned), owned_types)
+        pages = {t.name: page for t, page in zip(owned_types, fetched, strict=True)}
     for name in ORDER:
         spec = TYPES[name]
         deadline.enter(f"reading NetBox ({spec.label}s)")
-        if not spec.shared and tag_exists:
-            owned = {"tag": TAG, f"cf_{FABRIC_FIELD}": fabric}
-            reader.keep(spec, reader.get(spec, owned))
+        if name in pages:
+            reader.keep(spec, pages[name])
         missing = [ref for ref in by_type[name] if ref not in reader.records]
         if missing:
             reader.keep(spec, _lookups(reader, spec, missing), None if name == "cable" else wanted)
