@@ -12,12 +12,12 @@ description and in the run's list of cabling mismatches. Without Agents, status 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from hhsync.desired import Builder, Mismatch
 from hhsync.desired.wiring import SWITCH_ROLES, as_dict, obj_name
 from hhsync.model import Ref
+from hhsync.state import parse_time
 
 
 def build(b: Builder) -> None:
@@ -41,7 +41,7 @@ def build(b: Builder) -> None:
 
 
 def _device(b: Builder, ref: Ref, attrs: Any, status: dict[str, Any]) -> None:
-    heartbeat = _time(status.get("lastHeartbeat"))
+    heartbeat = parse_time(status.get("lastHeartbeat"))
     stale = heartbeat is None or (b.now - heartbeat).total_seconds() >= b.fabric.heartbeat_stale
     failed = any(
         c.get("type") == "Applied"
@@ -62,16 +62,6 @@ def _device(b: Builder, ref: Ref, attrs: Any, status: dict[str, Any]) -> None:
         hhsync_applied_generation=generation if isinstance(generation, int) else None,
         hhsync_heartbeat=heartbeat.strftime("%Y-%m-%dT%H:%M:%SZ") if heartbeat else None,
     )
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _string(value: Any) -> str:
