@@ -167,6 +167,7 @@ TYPES = _types(
             F("hhsync_applied_generation", custom=True),
             F("hhsync_heartbeat", custom=True, soft=True),
             F("primary_ip4", ref="ip_address", late=True),
+            F("primary_ip6", ref="ip_address", late=True),
         ),
     ),
     ObjectType(

@@ -32,6 +32,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "vlan_group": ("VLANNamespace",),
     "vlan": ("VLANNamespace", "VPC"),
 }
+# NetBox object types that share one name space (a LAG and an interface of one device).
+SIBLINGS = {"lag": "interface", "interface": "lag"}
 # Devices made from optional kinds can only be deleted when that kind was listed too.
 ROLE_SOURCES = {"gateway": "Gateway"}
 
@@ -123,9 +125,13 @@ class Builder:
         """Add all of a batch's items or none: a malformed object never produces half objects."""
         for ref, item in batch.items.items():
             existing = self.items.get(ref)
-            if existing is not None and existing.attrs != item.attrs:
+            twin = SIBLINGS.get(ref.type)  # LAGs and interfaces share one name space per device
+            clash = twin and (Ref(twin, ref.key) in self.items or Ref(twin, ref.key) in batch.items)
+            if (existing is not None and existing.attrs != item.attrs) or clash:
                 where = batch.field_of.get(ref, "spec")
                 problem = f"{TYPES[ref.type].label} {ref} is already defined by another object"
+                if clash:
+                    problem = f"{ref} would be both a LAG and an interface"
                 self.skip(batch.kind, batch.name, where, problem)
                 return False
         for ref, item in batch.items.items():

@@ -47,7 +47,7 @@ def _device(b: Builder, ref: Ref, attrs: Any, status: dict[str, Any]) -> None:
         c.get("type") == "Applied"
         and c.get("status") == "False"
         and c.get("reason") != "ApplyPending"
-        for c in status.get("conditions") or ()
+        for c in _list(status.get("conditions"))
         if isinstance(c, dict)
     )
     nos = as_dict(as_dict(status.get("state")).get("nos"))
@@ -59,9 +59,15 @@ def _device(b: Builder, ref: Ref, attrs: Any, status: dict[str, Any]) -> None:
         serial=serial,
         hhsync_nos_version=_string(nos.get("softwareVersion")) or None,
         hhsync_agent_version=_string(status.get("version")) or None,
-        hhsync_applied_generation=generation if isinstance(generation, int) else None,
+        hhsync_applied_generation=generation
+        if isinstance(generation, int) and not isinstance(generation, bool)
+        else None,
         hhsync_heartbeat=heartbeat.strftime("%Y-%m-%dT%H:%M:%SZ") if heartbeat else None,
     )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _string(value: Any) -> str:
@@ -75,7 +81,7 @@ def _lldp(agent: Any) -> dict[str, list[dict[str, Any]]] | None:
     if not interfaces:
         return None
     return {
-        port: [n for n in as_dict(info).get("lldpNeighbors") or () if isinstance(n, dict)]
+        port: [n for n in _list(as_dict(info).get("lldpNeighbors")) if isinstance(n, dict)]
         for port, info in interfaces.items()
     }
 

@@ -17,17 +17,21 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import pairwise
+from typing import Any, TypeGuard
 
 from hhsync.desired import Batch, Builder
 from hhsync.desired.wiring import (
     DESCRIPTION_MAX,
     Malformed,
+    as_dict,
+    fit,
     interface_address,
     listing,
     map_object,
     mapping,
     obj_name,
+    slug,
     spec_of,
     text,
 )
@@ -46,6 +50,7 @@ class _Vpcs:
     vrfs: dict[str, Ref] = field(default_factory=dict)  # VPC or "ext.<name>" -> VRF
     targets: dict[str, Ref] = field(default_factory=dict)  # same keys -> route target
     subnets: dict[str, Ref] = field(default_factory=dict)  # "<vpc>/<subnet>" -> VLAN
+    ranges: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # VLAN IDs by ns
     imports: dict[str, set[Ref]] = field(default_factory=dict)
 
     def forget_skipped(self, b: Builder) -> None:
@@ -87,7 +92,8 @@ def route_target(b: Builder | Batch, fabric: str, name: str, kind: str) -> Ref:
     value = f"{fabric}:{name}"
     if len(value) > RT_MAX:
         value = "hh:" + hashlib.blake2b(f"{fabric}/{name}".encode(), digest_size=9).hexdigest()
-    return b.add("route_target", name=value, description=f"Hedgehog {kind} {fabric}/{name}")
+    description = f"Hedgehog {kind} {fabric}/{name}"[:DESCRIPTION_MAX]
+    return b.add("route_target", name=value, description=description)
 
 
 def _vlan_namespace(b: Builder, obj: dict[str, Any], v: _Vpcs) -> Batch:
@@ -95,24 +101,30 @@ def _vlan_namespace(b: Builder, obj: dict[str, Any], v: _Vpcs) -> Batch:
     ranges = []
     for i, r in enumerate(listing(spec_of(obj).get("ranges"), "spec.ranges")):
         where = f"spec.ranges[{i}]"
-        low, high = mapping(r, where).get("from"), r.get("to")
+        low, high = mapping(r, where).get("from"), as_dict(r).get("to")
         if not _vid(low) or not _vid(high) or low > high:
             raise Malformed(where, f"not a VLAN range (1-4094): {r!r}")
         ranges.append((low, high))
+    if not ranges:
+        raise Malformed("spec.ranges", "no VLAN ranges")
+    ranges.sort()
+    for (_, high), (low, _) in pairwise(ranges):
+        if low <= high:
+            raise Malformed("spec.ranges", f"ranges overlap at VLAN {low}")
     batch = Batch("VLANNamespace", name)
-    slug = f"{b.fabric.name}-{name}"[:100]
     v.groups[name] = batch.add(
         "vlan_group",
-        slug=slug,
-        name=f"{b.fabric.name}/{name}"[:100],
+        slug=slug(f"{b.fabric.name}-{name}", unique=True),
+        name=fit(f"{b.fabric.name}/{name}", 100),
         scope=Ref("site", (b.fabric.site,)),
-        vid_ranges=tuple(sorted(ranges)),
-        description=f"Hedgehog VLANNamespace {name} of fabric {b.fabric.name}",
+        vid_ranges=tuple(ranges),
+        description=f"Hedgehog VLANNamespace {name} of fabric {b.fabric.name}"[:DESCRIPTION_MAX],
     )
+    v.ranges[name] = ranges
     return batch
 
 
-def _vid(value: Any) -> bool:
+def _vid(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4094
 
 
@@ -135,7 +147,7 @@ def _ipv4_namespace(b: Builder, obj: dict[str, Any]) -> Batch:
             status="container",
             scope=Ref("site", (b.fabric.site,)),
             vlan=None,
-            description=f"Hedgehog IPv4Namespace {name}",
+            description=f"Hedgehog IPv4Namespace {name}"[:DESCRIPTION_MAX],
         )
     return batch
 
@@ -144,7 +156,7 @@ def _vrf(batch: Batch, b: Builder, key: str, kind: str, description: str) -> tup
     target = route_target(batch, b.fabric.name, key, kind)
     vrf = batch.add(
         "vrf",
-        name=f"{b.fabric.name}/{key}"[:100],
+        name=fit(f"{b.fabric.name}/{key}", 100),
         rd=None,
         description=description[:DESCRIPTION_MAX],
         enforce_unique=True,
@@ -170,7 +182,15 @@ def _vpc(b: Builder, obj: dict[str, Any], v: _Vpcs) -> Batch:
     for subnet_name, subnet in mapping(spec.get("subnets"), "spec.subnets").items():
         where = f"spec.subnets.{subnet_name}"
         subnets[f"{name}/{subnet_name}"] = _subnet(
-            b, batch, vrf, group, name, subnet_name, mapping(subnet, where), where
+            b,
+            batch,
+            vrf,
+            group,
+            v.ranges[namespace],
+            name,
+            subnet_name,
+            mapping(subnet, where),
+            where,
         )
     v.vrfs[name], v.targets[name] = vrf, target
     v.subnets.update(subnets)
@@ -182,6 +202,7 @@ def _subnet(
     batch: Batch,
     vrf: Ref,
     group: Ref,
+    ranges: list[tuple[int, int]],
     vpc: str,
     name: str,
     spec: dict[str, Any],
@@ -192,15 +213,17 @@ def _subnet(
     vid = spec.get("vlan")
     if not _vid(vid):
         raise Malformed(f"{where}.vlan", f"not a VLAN ID (1-4094): {vid!r}")
+    if not any(low <= vid <= high for low, high in ranges):
+        raise Malformed(f"{where}.vlan", f"VLAN {vid} is outside its VLANNamespace's ranges")
     label = f"{vpc}/{name}"
     vlan = batch.add(
         "vlan",
         f"{where}.vlan",
         group=group,
         vid=vid,
-        name=label[:64],
+        name=fit(label, 64),
         status="active",
-        description=f"Hedgehog VPC subnet {label}",
+        description=f"Hedgehog VPC subnet {label}"[:DESCRIPTION_MAX],
     )
     dhcp = mapping(spec.get("dhcp"), f"{where}.dhcp")
     relay = text(dhcp.get("relay"), f"{where}.dhcp.relay")
@@ -212,9 +235,12 @@ def _subnet(
         status="active",
         scope=Ref("site", (b.fabric.site,)),
         vlan=vlan,
-        description=f"Hedgehog VPC subnet {label}" + (f", DHCP relay {relay}" if relay else ""),
+        description=(f"Hedgehog VPC subnet {label}" + (f", DHCP relay {relay}" if relay else ""))[
+            :DESCRIPTION_MAX
+        ],
     )
-    gateway = _host(spec.get("gateway"), network, f"{where}.gateway") or next(network.hosts())
+    first, last = _hosts(network)
+    gateway = _host(spec.get("gateway"), network, f"{where}.gateway") or first
     batch.add(
         "ip_address",
         f"{where}.gateway",
@@ -223,13 +249,12 @@ def _subnet(
         status="active",
         role="anycast",
         assigned_object=None,
-        description=f"Gateway of VPC subnet {label}",
+        description=f"Gateway of VPC subnet {label}"[:DESCRIPTION_MAX],
     )
     dhcp_range = mapping(dhcp.get("range"), f"{where}.dhcp.range")
     if dhcp.get("enable") is True:
-        first = list(network.hosts())
-        start = _host(dhcp_range.get("start"), network, f"{where}.dhcp.range.start") or first[0]
-        end = _host(dhcp_range.get("end"), network, f"{where}.dhcp.range.end") or first[-1]
+        start = _host(dhcp_range.get("start"), network, f"{where}.dhcp.range.start") or first
+        end = _host(dhcp_range.get("end"), network, f"{where}.dhcp.range.end") or last
         if start > end:
             raise Malformed(f"{where}.dhcp.range", f"start {start} is after end {end}")
         batch.add(
@@ -239,9 +264,16 @@ def _subnet(
             start_address=f"{start}/{network.prefixlen}",
             end_address=f"{end}/{network.prefixlen}",
             status="active",
-            description=f"DHCP range of VPC subnet {label}",
+            description=f"DHCP range of VPC subnet {label}"[:DESCRIPTION_MAX],
         )
     return vlan
+
+
+def _hosts(network: Any) -> tuple[Any, Any]:
+    """First and last usable address, by arithmetic (a /8 has 16 M hosts: never list them)."""
+    if network.num_addresses <= 2:
+        return network.network_address, network.broadcast_address
+    return network.network_address + 1, network.broadcast_address - 1
 
 
 def _host(value: Any, network: Any, where: str) -> Any:
@@ -313,12 +345,15 @@ def _external_attachment(b: Builder, obj: dict[str, Any], v: _Vpcs) -> Batch | N
 
 
 def _vpc_peering(obj: dict[str, Any], v: _Vpcs) -> None:
+    pairs = []
     for i, permit in enumerate(listing(spec_of(obj).get("permit"), "spec.permit")):
         vpcs = list(mapping(permit, f"spec.permit[{i}]"))
-        unknown = [name for name in vpcs if name not in v.vrfs]
+        unknown = [name for name in vpcs if name not in v.targets]
         if len(vpcs) != 2 or unknown:
             raise Malformed(f"spec.permit[{i}]", f"expected two known VPCs, got {vpcs!r}")
-        _peer(v, vpcs[0], vpcs[1])
+        pairs.append(vpcs)
+    for a, b in pairs:  # only once every permit is good: never half a peering
+        _peer(v, a, b)
 
 
 def _external_peering(obj: dict[str, Any], v: _Vpcs) -> None:
@@ -328,9 +363,9 @@ def _external_peering(obj: dict[str, Any], v: _Vpcs) -> None:
         mapping(permit.get("external"), "spec.permit.external").get("name"),
         "spec.permit.external.name",
     )
-    if vpc not in v.vrfs:
+    if vpc not in v.targets:
         raise Malformed("spec.permit.vpc.name", f"unknown VPC {vpc!r}")
-    if f"ext.{external}" not in v.vrfs:
+    if f"ext.{external}" not in v.targets:
         raise Malformed("spec.permit.external.name", f"unknown External {external!r}")
     _peer(v, vpc, f"ext.{external}")
 
@@ -343,21 +378,26 @@ def _peer(v: _Vpcs, a: str, b: str) -> None:
 def _switch_ports(b: Builder, connection: str, kinds: tuple[str, ...], where: str) -> list[Ref]:
     """Switch-side interfaces of a Connection of one of `kinds`, as the wiring mapped them."""
     obj = next((c for c in b.inventory.items("Connection") if obj_name(c) == connection), None)
-    spec = spec_of(obj) if obj else {}
+    spec = as_dict(as_dict(obj).get("spec"))
     kind = next((k for k in kinds if k in spec), None)
     if obj is None or kind is None:
         raise Malformed(where, f"no {' or '.join(kinds)} Connection {connection!r}")
-    body = mapping(spec[kind], f"spec.{kind}")
-    links = [body.get("link")] if "link" in body else listing(body.get("links"), "links")
-    ports = []
-    for link in links:
-        port = mapping(mapping(link, "link").get("switch"), "switch").get("port")
-        device, _, name = str(port).partition("/")
-        ref = Ref("interface", (Ref("device", (device,)), name))
-        if not b.has(ref):
-            raise Malformed(where, f"Connection {connection!r} was not synced (see its warning)")
-        ports.append(ref)
-    return ports
+    not_synced = Malformed(where, f"Connection {connection!r} was not synced (see its warning)")
+    try:
+        body = mapping(spec[kind], kind)
+        links = [body.get("link")] if "link" in body else listing(body.get("links"), "links")
+        ports = [
+            mapping(mapping(link, "link").get("switch"), "switch").get("port") for link in links
+        ]
+    except Malformed:
+        raise not_synced from None
+    refs = [
+        Ref("interface", (Ref("device", (str(p).partition("/")[0],)), str(p).partition("/")[2]))
+        for p in ports
+    ]
+    if not refs or not all(b.has(ref) for ref in refs):
+        raise not_synced
+    return refs
 
 
 def _attachments(b: Builder, v: _Vpcs) -> None:

@@ -161,9 +161,26 @@ def interface_address(value: Any, field: str) -> str | None:
     try:
         if "/" not in text(value, field):
             raise ValueError("no prefix length")
-        return str(ipaddress.ip_interface(value))
+        address = ipaddress.ip_interface(value)
     except ValueError:
         raise Malformed(field, f"not an IP address with prefix length: {value!r}") from None
+    network = address.network
+    if network.prefixlen == 0:
+        raise Malformed(field, f"a /0 prefix length is not an address: {value!r}")
+    if (
+        address.version == 4
+        and network.prefixlen < 31
+        and address.ip in (network.network_address, network.broadcast_address)
+    ):  # NetBox refuses these on an interface
+        raise Malformed(field, f"{address.ip} is the network or broadcast address of {network}")
+    return str(address)
+
+
+def fit(name: str, limit: int) -> str:
+    """`name`, or when it is too long a prefix and a digest: stays unique and stable."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _device_name(name: str) -> str:
@@ -172,14 +189,17 @@ def _device_name(name: str) -> str:
     return name
 
 
-def _role(b: Builder, slug: str) -> Ref:
+# Shared objects are added to the device's batch: a skipped device leaves none behind.
+
+
+def _role(batch: Batch, slug: str) -> Ref:
     name, color = {**SWITCH_ROLES, **OTHER_ROLES}[slug]
-    return b.add("device_role", slug=slug, name=name, color=color)
+    return batch.add("device_role", slug=slug, name=name, color=color)
 
 
-def _generic_type(b: Builder, slug: str) -> Ref:
-    maker = b.add("manufacturer", slug="hedgehog", name="Hedgehog")
-    return b.add(
+def _generic_type(batch: Batch, slug: str) -> Ref:
+    maker = batch.add("manufacturer", slug="hedgehog", name="Hedgehog")
+    return batch.add(
         "device_type", slug=slug, model=GENERIC_TYPES[slug], manufacturer=maker, u_height=1
     )
 
@@ -191,7 +211,6 @@ def _switch(b: Builder, obj: dict[str, Any], site: Ref, profiles: dict[str, Any]
     if role not in SWITCH_ROLES:
         raise Malformed("spec.role", f"unknown role {role!r} (one of {', '.join(SWITCH_ROLES)})")
     profile = text(spec.get("profile"), "spec.profile", limit=NAME_MAX)
-    device_type, platform = _profile_type(b, profiles.get(profile))
     redundancy = mapping(spec.get("redundancy"), "spec.redundancy")
     group = text(redundancy.get("group"), "spec.redundancy.group")
     kind = text(redundancy.get("type"), "spec.redundancy.type")
@@ -202,6 +221,7 @@ def _switch(b: Builder, obj: dict[str, Any], site: Ref, profiles: dict[str, Any]
     boot = mapping(spec.get("boot"), "spec.boot")
     address = interface_address(spec.get("ip"), "spec.ip")
     batch = Batch("Switch", name)
+    device_type, platform = _profile_type(batch, profiles.get(profile) if profile else None)
     device = Ref("device", (name,))
     primary = None
     if address:
@@ -215,7 +235,7 @@ def _switch(b: Builder, obj: dict[str, Any], site: Ref, profiles: dict[str, Any]
         "device",
         name=name,
         site=site,
-        role=_role(b, role),
+        role=_role(batch, role),
         device_type=device_type,
         platform=platform,
         serial=text(boot.get("serial"), "spec.boot.serial", limit=50),
@@ -226,32 +246,38 @@ def _switch(b: Builder, obj: dict[str, Any], site: Ref, profiles: dict[str, Any]
         hhsync_vtep_ip=interface_address(spec.get("vtepIP"), "spec.vtepIP"),
         hhsync_redundancy=f"{kind or 'eslag'}:{group}" if group else None,
         hhsync_groups=",".join(sorted(groups)) or None,
-        primary_ip4=primary,
+        primary_ip4=primary if address and ":" not in address else None,
+        primary_ip6=primary if address and ":" in address else None,
     )
     return batch
 
 
-def _profile_type(b: Builder, profile: Any) -> tuple[Ref, Ref | None]:
+def _profile_type(batch: Batch, profile: Any) -> tuple[Ref, Ref | None]:
     """Device type and platform from a SwitchProfile object, or the generic switch type."""
-    if not isinstance(profile, dict):
-        return _generic_type(b, "hedgehog-switch"), None
-    slug = obj_name(profile)
+    name = obj_name(profile) if isinstance(profile, dict) else ""
+    if not name:
+        return _generic_type(batch, "hedgehog-switch"), None
     spec = as_dict(profile.get("spec"))
     display = spec.get("displayName")
-    if not isinstance(display, str) or not display.split():
-        display = slug
-    maker_name = display.split()[0]
-    maker = b.add("manufacturer", slug=_slug(maker_name), name=maker_name)
-    device_type = b.add(
-        "device_type", slug=_slug(slug), model=display[:100], manufacturer=maker, u_height=1
+    display = display.strip() if isinstance(display, str) and display.strip() else name
+    maker_name = fit(display.split()[0], 100)
+    maker = batch.add("manufacturer", slug=slug(maker_name), name=maker_name)
+    device_type = batch.add(
+        "device_type", slug=slug(name), model=fit(display, 100), manufacturer=maker, u_height=1
     )
     nos = spec.get("nosType")
-    platform = b.add("platform", slug=_slug(nos), name=nos) if isinstance(nos, str) else None
-    return device_type, platform
+    if not isinstance(nos, str) or not nos.strip():
+        return device_type, None
+    return device_type, batch.add("platform", slug=slug(nos), name=fit(nos.strip(), 100))
 
 
-def _slug(value: str) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-")[:100] or "unknown"
+def slug(value: str, *, unique: bool = False) -> str:
+    """A NetBox slug for `value` ("Dell S5248F" -> "dell-s5248f"). With `unique`, a value that
+    had to change gets a digest, so two names never share a slug."""
+    clean = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-")
+    if unique and clean != value:
+        clean = f"{clean[:90]}-{hashlib.sha256(value.encode()).hexdigest()[:8]}".lstrip("-")
+    return fit(clean, 100) or "unknown"
 
 
 def _plain_device(b: Builder, obj: dict[str, Any], site: Ref, role: str) -> Batch:
@@ -262,8 +288,8 @@ def _plain_device(b: Builder, obj: dict[str, Any], site: Ref, role: str) -> Batc
         "device",
         name=name,
         site=site,
-        role=_role(b, role),
-        device_type=_generic_type(b, f"hedgehog-{role}"),
+        role=_role(batch, role),
+        device_type=_generic_type(batch, f"hedgehog-{role}"),
         platform=None,
         serial="",
         description=text(spec.get("description"), "spec.description"),
@@ -274,6 +300,7 @@ def _plain_device(b: Builder, obj: dict[str, Any], site: Ref, role: str) -> Batc
         hhsync_redundancy=None,
         hhsync_groups=None,
         primary_ip4=None,
+        primary_ip6=None,
     )
     return batch
 
@@ -393,6 +420,12 @@ def _connection(b: Builder, obj: dict[str, Any], ports: _PortTypes) -> Batch:
     for link in links:
         if link.lag and lag is None:
             lag = batch.add("lag", f"spec.{key}", **_lag(_device(b, link.a), name))
+        elif link.lag and lag is not None and lag.key[0] != Ref("device", (link.a.device,)):
+            raise Malformed(
+                link.a.field,
+                f"all links of a {key} connection must be on one "
+                f"server, not {lag.key[0]} and {link.a.device}",
+            )
         a = _end(
             b, batch, link.a, name, ports, None if link.lag else mtu, lag if link.lag else None
         )
@@ -414,10 +447,7 @@ def _connection(b: Builder, obj: dict[str, Any], ports: _PortTypes) -> Batch:
 
 
 def _lag(device: Ref, connection: str) -> dict[str, Any]:
-    name = connection
-    if len(name) > NAME_MAX:  # keep it unique and stable when the connection name is long
-        name = f"{name[: NAME_MAX - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    attrs = interface(device, name, "lag", connection)
+    attrs = interface(device, fit(connection, NAME_MAX), "lag", connection)
     del attrs["mgmt_only"], attrs["lag"]
     return attrs
 

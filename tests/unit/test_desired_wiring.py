@@ -86,6 +86,7 @@ def test_switch_device_management_ip_and_custom_fields() -> None:
             "hhsync_redundancy": "eslag:eslag-1",
             "hhsync_groups": "a,b",
             "primary_ip4": mgmt_ip,
+            "primary_ip6": None,
         }
     }
     assert of_type(d, "interface")[iface("leaf-01", "M1")]["mgmt_only"] is True
