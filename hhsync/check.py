@@ -11,7 +11,7 @@ from hhsync.deadline import unlimited
 from hhsync.errors import HhsyncError
 from hhsync.kube.kinds import KINDS
 from hhsync.kube.source import Source
-from hhsync.netbox.client import NetBox
+from hhsync.netbox.client import NetBox, display_url
 from hhsync.netbox.permissions import missing_permissions
 
 MIN_NETBOX = (4, 2)
@@ -45,7 +45,7 @@ def _config_detail(config: Config) -> str:
 
 
 def _netbox(config: Config, open_netbox: Callable[[], NetBox]) -> Check:
-    target = config.netbox.url
+    target = display_url(config.netbox.url)
     try:
         load_token(config.netbox, config.path)
         netbox = open_netbox()

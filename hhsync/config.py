@@ -7,6 +7,7 @@ Every error names the file and either the line (TOML syntax) or the key path (va
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import stat
@@ -130,7 +131,7 @@ def load_token(netbox: NetboxConfig, config_path: Path) -> Secret:
         if credential.exists():
             return _read_token(credential, f"systemd credential {credential}")
     if token := os.environ.get(TOKEN_ENV, "").strip():
-        return Secret(token)
+        return _one_word(token, TOKEN_ENV)
     if netbox.token_file is None:
         raise ConfigError(
             f"{config_path}: [netbox] token_file: required when {TOKEN_ENV} is not set"
@@ -157,10 +158,19 @@ def _read_token(path: Path, where: str) -> Secret:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise ConfigError(f"{where}: file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: file {path} is not UTF-8 text") from None
     except OSError as e:
         raise ConfigError(f"{where}: cannot read {path}: {e.strerror}") from None
     if not token:
         raise ConfigError(f"{where}: file {path} is empty")
+    return _one_word(token, f"{where}: file {path}")
+
+
+def _one_word(token: str, where: str) -> Secret:
+    """A token is one word: anything more would reach the Authorization header, and errors."""
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(f"{where}: the token must be one line without spaces (not shown)")
     return Secret(token)
 
 
@@ -196,6 +206,11 @@ class _Reader:
         warnings = []
         if netbox.token_file and (warning := token_file_warning(netbox.token_file)):
             warnings.append(warning)
+        if not netbox.verify_tls and netbox.url.startswith("https:"):
+            warnings.append(
+                f"TLS verification of NetBox is off ([netbox] verify_tls = false in {self.path}): "
+                "anyone in the path can read the token; set ca_bundle instead"
+            )
         return Config(self.path, netbox, fabrics, run, tuple(warnings))
 
     def table(self, doc: dict[str, Any], name: str, required: bool = False) -> dict[str, Any]:
@@ -341,7 +356,8 @@ class _Reader:
         return float(value)
 
     def seconds(self, value: Any, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value <= 0:
             raise self.fail(where, f"expected a number of seconds > 0, got {_show(value)}")
         return float(value)
 
@@ -377,13 +393,15 @@ class _Reader:
 
     def existing_file(self, value: Any, where: str) -> Path:
         path = self.path_value(value, where)
+        if path.is_dir():
+            raise self.fail(where, f"{path} is a directory, not a file")
         if not path.is_file():
             raise self.fail(where, f"file {path} does not exist")
         return path
 
     def source(self, value: Any, where: str) -> Path:
         text = self.string(value, where)
-        if not text.startswith("file:"):
+        if not text.startswith("file:") or text == "file:":
             raise self.fail(where, f'expected "file:PATH", got {_show(value)}')
         path = self.path_value(text.removeprefix("file:"), where)
         if not path.exists():

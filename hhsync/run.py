@@ -22,6 +22,7 @@ from typing import Any
 from hhsync import metrics, state
 from hhsync.config import Config, FabricConfig
 from hhsync.deadline import Deadline
+from hhsync.durations import format_duration
 from hhsync.errors import BusyError, DeadlineExceeded, HhsyncError
 from hhsync.kube.source import Source
 from hhsync.lock import fabric_lock, state_dir
@@ -49,7 +50,7 @@ def run_fabric(
     try:
         with fabric_lock(state_dir(config.run.state_dir), fabric.name, config.run.lock_wait):
             deadline = Deadline(fabric.deadline)
-            with stop_on_signals(deadline), backstop(fabric.deadline + GRACE):
+            with stop_on_signals(deadline), backstop(deadline, fabric.deadline + GRACE):
                 return _locked(
                     fabric,
                     config,
@@ -63,7 +64,7 @@ def run_fabric(
                 )
     except BusyError as e:
         return Outcome(fabric.name, options.dry_run, error=str(e), busy=True)
-    except HhsyncError as e:
+    except (HhsyncError, Stuck) as e:
         return Outcome(fabric.name, options.dry_run, error=str(e))
 
 
@@ -86,9 +87,10 @@ def _locked(
         due = state.needs_sync(previous, fabric.interval, clock())
         if not (due.needed or force or options.dry_run):
             return Outcome(fabric.name, fresh=due.reason)
+        deadline.enter("loading the kubeconfig" if fabric.kubeconfig else "opening the source")
         try:
             source = open_source(fabric)
-        except HhsyncError as e:
+        except (HhsyncError, Stuck) as e:
             outcome = Outcome(fabric.name, options.dry_run, error=str(e))
         else:
             try:
@@ -101,6 +103,8 @@ def _locked(
                     options=replace(options, previous=previous),
                     progress=progress,
                 )
+            except Stuck as e:
+                outcome = Outcome(fabric.name, options.dry_run, error=str(e))
             finally:
                 source.close()
         if not options.dry_run:
@@ -177,8 +181,13 @@ def stop_on_signals(deadline: Deadline) -> Iterator[None]:
             signal.signal(s, handler)
 
 
+class Stuck(BaseException):
+    """Raised by the backstop. Not an Exception, so that no `except Exception` on the way (the
+    kubernetes client's exec-plugin loader has one, and logs) can swallow it."""
+
+
 @contextmanager
-def backstop(seconds: float) -> Iterator[None]:
+def backstop(deadline: Deadline, seconds: float) -> Iterator[None]:
     """If a run is stuck where no safe point is reached (an exec-credential plugin that hangs
     while the kubeconfig loads), SIGALRM interrupts it shortly after its deadline."""
     if threading.current_thread() is not threading.main_thread():
@@ -186,7 +195,8 @@ def backstop(seconds: float) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise DeadlineExceeded(f"{seconds - GRACE:g}s (stuck past it; stopped by the backstop)")
+        stuck = DeadlineExceeded(f"{format_duration(deadline.seconds)}, during {deadline.phase}")
+        raise Stuck(f"{stuck} (stuck there; stopped {GRACE}s later by the backstop)")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -210,7 +220,7 @@ def run_children(
             "hhsync",
             "--config",
             str(config.path),
-            *(["-v"] * verbose),
+            *(["-v"] * verbose or ["-q"]),  # -q: the parent already warned about the config
             "sync",
             fabric.name,
             "--json",

@@ -166,7 +166,7 @@ class _Sync:
         o, netbox, deadline = self.outcome, self.netbox, self.deadline
         o.inventory = inventory = discover(source, deadline)
         o.desired = desired = build_desired(inventory, self.fabric, now)
-        fingerprint = desired.fingerprint()
+        fingerprint = desired.fingerprint(f"adopt={self.fabric.adopt}")
         if self.unchanged(fingerprint):
             o.fast = True
             _require_kinds(inventory)
@@ -205,6 +205,8 @@ class _Sync:
             return False
         stored, _, marker = (previous.fingerprint or "").partition(":")
         if previous.result != "ok" or stored != fingerprint or not marker.isdigit():
+            return False
+        if previous.counts.get("conflicts"):  # conflicts are listed afresh by a full run
             return False
         if changes_since(self.netbox, int(marker), self.deadline):
             return False

@@ -158,7 +158,7 @@ def render_service(config: Config, program: Program, *, user: bool = False) -> s
         "LOAD_CREDENTIAL": _credential_line(config),
         "PROTECT_HOME": "read-only" if _under(reads + writes, HOMES) else "yes",
         "READ_WRITE_PATHS": (
-            "ReadWritePaths=" + " ".join(quote(f"-{_absolute(p)}") for p in writes)
+            "ReadWritePaths=" + " ".join(_optional(quote(str(_absolute(p)))) for p in writes)
             if writes
             else ""
         ),
@@ -297,6 +297,11 @@ def quote(word: str, *, exec_line: bool = False) -> str:
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", escaped):
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _optional(quoted: str) -> str:
+    """A quoted path with systemd's "-" prefix (ignore a missing path), inside the quotes."""
+    return f'"-{quoted[1:]}' if quoted.startswith('"') else f"-{quoted}"
 
 
 def exec_start_argv(service_text: str, fabric: str) -> list[str]:

@@ -77,10 +77,11 @@ class Desired:
             return False
         return not (item.type == "device" and _role(item) in self.blocked_roles)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, settings: str = "") -> str:
         """A digest of everything the plan depends on from this side (soft fields excepted:
-        they never cause a write), so an unchanged fabric is recognised without reading NetBox."""
-        digest = hashlib.sha256(f"hhsync {__version__}\n".encode())
+        they never cause a write) and the `settings` that shape the plan, so an unchanged
+        fabric is recognised without reading NetBox."""
+        digest = hashlib.sha256(f"hhsync {__version__} {settings}\n".encode())
         for ref in sorted(self.items, key=repr):
             spec = TYPES[ref.type]
             attrs = {k: v for k, v in self.items[ref].attrs.items() if not spec.field(k).soft}

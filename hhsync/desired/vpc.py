@@ -25,6 +25,7 @@ from hhsync.desired.wiring import (
     DESCRIPTION_MAX,
     Malformed,
     as_dict,
+    check_name,
     fit,
     interface_address,
     listing,
@@ -181,6 +182,7 @@ def _vpc(b: Builder, obj: dict[str, Any], v: _Vpcs) -> Batch:
     subnets = {}
     for subnet_name, subnet in mapping(spec.get("subnets"), "spec.subnets").items():
         where = f"spec.subnets.{subnet_name}"
+        check_name(subnet_name, where)
         subnets[f"{name}/{subnet_name}"] = _subnet(
             b,
             batch,
@@ -401,9 +403,10 @@ def _switch_ports(b: Builder, connection: str, kinds: tuple[str, ...], where: st
 
 
 def _attachments(b: Builder, v: _Vpcs) -> None:
-    if not b.inventory.complete("VPCAttachment"):
+    if not (b.inventory.complete("VPCAttachment") and b.inventory.complete("VPC")):
+        # Unknown attachments, or unknown subnets they attach: leave VLANs as NetBox has them.
         for ref in [r for r in b.items if r.type in ("interface", "lag")]:
-            b.drop(ref, *VLAN_FIELDS)  # unknown attachments: leave VLANs as NetBox has them
+            b.drop(ref, *VLAN_FIELDS)
         return
     native: dict[Ref, Ref] = {}
     tagged: dict[Ref, set[Ref]] = {}

@@ -61,6 +61,9 @@ CONNECTION_TYPES = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class Malformed(Exception):
     """A field of a Hedgehog object that cannot be mapped: (field, reason)."""
 
@@ -102,8 +105,7 @@ def obj_name(obj: dict[str, Any]) -> str:
 def map_object(b: Builder, kind: str, obj: Any, mapper: Any) -> None:
     name = obj_name(obj) if isinstance(obj, dict) else ""
     try:
-        if not name:
-            raise Malformed("metadata.name", "missing")
+        check_name(name, "metadata.name")
         batch = mapper(obj)
     except Malformed as e:
         b.skip(kind, name or "?", e.field, e.reason)
@@ -122,15 +124,29 @@ def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def text(value: Any, field: str, *, required: bool = False, limit: int = DESCRIPTION_MAX) -> str:
-    if value is None or value == "":
+    """A string field as NetBox will keep it: stripped (its API trims surrounding spaces, so an
+    unstripped value would never compare equal), without control characters."""
+    if value is not None and not isinstance(value, str):
+        raise Malformed(field, f"expected a string, got {type(value).__name__}")
+    stripped: str = (value or "").strip()
+    if not stripped:
         if required:
             raise Malformed(field, "missing")
         return ""
-    if not isinstance(value, str):
-        raise Malformed(field, f"expected a string, got {type(value).__name__}")
-    if len(value) > limit:
+    if _CONTROL.search(stripped):
+        raise Malformed(field, "contains a control character")
+    if len(stripped) > limit:
         raise Malformed(field, f"longer than {limit} characters")
-    return value
+    return stripped
+
+
+def check_name(name: Any, field: str) -> str:
+    """An object or subnet name: NetBox names are built from it, so it must be clean as is."""
+    if not isinstance(name, str) or not name:
+        raise Malformed(field, "missing")
+    if name != name.strip() or _CONTROL.search(name):
+        raise Malformed(field, f"has surrounding spaces or control characters: {name!r}")
+    return name
 
 
 def as_dict(value: Any) -> dict[str, Any]:

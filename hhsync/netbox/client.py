@@ -41,12 +41,16 @@ class NetBox:
     """A NetBox REST API session; `requests` counts calls by HTTP method."""
 
     def __init__(self, cfg: NetboxConfig, token: Secret) -> None:
-        self.url = cfg.url
+        self.url = display_url(cfg.url)  # for messages: never the URL's credentials
+        self.base = cfg.url
         self.timeout = cfg.timeout
+        self.secrets = [s for s in (str(token), *_credentials(cfg.url)) if s]
         self.api = pynetbox.api(cfg.url, token=str(token))
         session = _Session((CONNECT_TIMEOUT, cfg.timeout))
         session.trust_env = not _is_loopback(cfg.url)
         session.verify = str(cfg.ca_bundle) if cfg.ca_bundle else cfg.verify_tls
+        if not cfg.verify_tls:  # the config warns once; urllib3 would warn on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         # Only idempotent reads are retried on 502/503/504; writes are never sent twice.
         retry = urllib3.Retry(
             total=3,
@@ -87,7 +91,7 @@ class NetBox:
         read_timeout: float | None = None,
     ) -> Any:
         """One request to `/api/<path>`; returns the decoded JSON (None for 204)."""
-        url = path if path.startswith("http") else f"{self.url}/api/{path}"
+        url = path if path.startswith("http") else f"{self.base}/api/{path}"
         what = f"{method} {urlsplit(url).path}"
         timeout = (
             deadline.timeout(CONNECT_TIMEOUT),
@@ -105,8 +109,19 @@ class NetBox:
                 timeout=timeout,
             )
         except requests.exceptions.RequestException as e:
-            raise self._transport_error(e, what, timeout[1]) from None
-        return self._decode(response, what)
+            raise self._clean(self._transport_error(e, what, timeout[1])) from None
+        try:
+            return self._decode(response, what)
+        except NetboxError as e:  # NetBox's own words may echo what was sent
+            raise self._clean(e) from None
+
+    def _clean(self, error: NetboxError) -> NetboxError:
+        """The error without the token or URL credentials, whatever quoted them."""
+        text, data = str(error), json.dumps(error.data) if error.data is not None else None
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+            data = data.replace(secret, "***") if data is not None else None
+        return NetboxError(text, json.loads(data) if data is not None else None)
 
     def _transport_error(self, e: Exception, what: str, read: float) -> NetboxError:
         if isinstance(e, requests.exceptions.SSLError):
@@ -166,12 +181,15 @@ class NetBox:
         try:
             data = self.api.status()
         except pynetbox.RequestError as e:
-            self._decode(e.req, what)  # raises the matching NetboxError
+            try:
+                self._decode(e.req, what)  # raises the matching NetboxError
+            except NetboxError as error:
+                raise self._clean(error) from None
             raise
         except ValueError:  # a 2xx answer that is not JSON (requests' JSONDecodeError)
             data = None
         except requests.exceptions.RequestException as e:
-            raise self._transport_error(e, what, self.timeout) from None
+            raise self._clean(self._transport_error(e, what, self.timeout)) from None
         if not isinstance(data, dict) or "netbox-version" not in data:
             raise NetboxError(
                 f"{self.url}/api/status/ did not answer like NetBox: is [netbox] url the "
@@ -252,7 +270,10 @@ def _reason(e: Exception) -> str:
     for marker in ("): ", ">: "):
         if marker in text:
             text = text.split(marker, 1)[1]
-    return text.strip("()'\" ")[:200]
+    text = text.strip("'\" ")
+    if text.startswith("(") and text.endswith(")"):  # not the ")" of "... (_ssl.c:1006)"
+        text = text[1:-1].strip("'\" ")
+    return text[:200]
 
 
 class _Session(requests.Session):
@@ -265,6 +286,20 @@ class _Session(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs["timeout"] = kwargs.get("timeout") or self.default_timeout
         return super().request(method, url, *args, **kwargs)
+
+
+def display_url(url: str) -> str:
+    """`url` without user and password, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=host).geturl()
+
+
+def _credentials(url: str) -> tuple[str, ...]:
+    parts = urlsplit(url)
+    return tuple(s for s in (parts.password, parts.username) if s and len(s) > 3)
 
 
 def _authorization(token: str) -> str:

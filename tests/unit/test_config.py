@@ -66,7 +66,10 @@ def test_full_config_values(tmp_path: Path) -> None:
         100,
     )
     assert (lab.enabled, lab.max_delete_fraction, lab.adopt) == (False, 0.25, True)
-    assert config.warnings == ()
+    assert config.warnings == (
+        f"TLS verification of NetBox is off ([netbox] verify_tls = false in {tmp_path}/"
+        "config.toml): anyone in the path can read the token; set ca_bundle instead",
+    )
 
 
 @pytest.mark.parametrize(
