@@ -112,14 +112,19 @@ class Fabric:
         self.kube.load_yaml(path)
 
 
+def open_fabric(nb: NetBoxInstance, tmp: Path, kube: FakeKube, proxy: FaultProxy) -> Fabric:
+    """Fabric dc1 in `tmp`: the Hedgehog CRDs installed, a kubeconfig, the token, a config."""
+    kube.install_hedgehog_crds()
+    kube.write_kubeconfig(tmp / "kubeconfig")
+    token = tmp / "token"
+    token.write_text(nb.token + "\n")
+    token.chmod(0o600)
+    fab = Fabric(tmp, kube, proxy, nb, tmp / "config.toml")
+    fab.write_config()
+    return fab
+
+
 @pytest.fixture
 def fabric(nb: NetBoxInstance, tmp_path: Path) -> Iterator[Fabric]:
     with FakeKube() as kube, FaultProxy(nb.url) as proxy:
-        kube.install_hedgehog_crds()
-        kube.write_kubeconfig(tmp_path / "kubeconfig")
-        token = tmp_path / "token"
-        token.write_text(nb.token + "\n")
-        token.chmod(0o600)
-        fab = Fabric(tmp_path, kube, proxy, nb, tmp_path / "config.toml")
-        fab.write_config()
-        yield fab
+        yield open_fabric(nb, tmp_path, kube, proxy)
