@@ -50,7 +50,7 @@ def run_fabric(
     try:
         with fabric_lock(state_dir(config.run.state_dir), fabric.name, config.run.lock_wait):
             deadline = Deadline(fabric.deadline)
-            with stop_on_signals(deadline), backstop(deadline, fabric.deadline + GRACE):
+            with stop_on_signals(deadline), backstop(deadline):
                 return _locked(
                     fabric,
                     config,
@@ -187,9 +187,9 @@ class Stuck(BaseException):
 
 
 @contextmanager
-def backstop(deadline: Deadline, seconds: float) -> Iterator[None]:
+def backstop(deadline: Deadline) -> Iterator[None]:
     """If a run is stuck where no safe point is reached (an exec-credential plugin that hangs
-    while the kubeconfig loads), SIGALRM interrupts it shortly after its deadline."""
+    while the kubeconfig loads), SIGALRM interrupts it GRACE seconds after its deadline."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -199,7 +199,7 @@ def backstop(deadline: Deadline, seconds: float) -> Iterator[None]:
         raise Stuck(f"{stuck} (stuck there; stopped {GRACE}s later by the backstop)")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, deadline.seconds + GRACE)
     try:
         yield
     finally:
