@@ -1,7 +1,8 @@
-"""Concurrency: `sync --all` of four fabrics on four sites in parallel, on an empty NetBox (so
-their set-up of the tag, custom fields and shared objects races too), a concurrent `sync dc1`
-and `status` polled all along. No update is lost (each fabric's NetBox contents are exact), the
-lock rules hold, status never shows a half-written state, and hand-made objects are untouched."""
+"""Concurrency: `sync --all` of four fabrics on four sites in parallel, on a NetBox holding none
+of hhsync's objects yet (so their set-up of the tag, custom fields and shared objects races
+too), but hand-made ones beside them; a concurrent `sync dc1` and `status` polled all along.
+No update is lost (each fabric's NetBox contents are exact), the lock rules hold, status never
+shows a half-written state, and hand-made objects are untouched."""
 
 from __future__ import annotations
 
