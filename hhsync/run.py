@@ -88,11 +88,8 @@ def _locked(
         if not (due.needed or force or options.dry_run):
             return Outcome(fabric.name, fresh=due.reason)
         deadline.enter("loading the kubeconfig" if fabric.kubeconfig else "opening the source")
-        try:
+        try:  # sync_fabric reports its own errors; these are the source's and the backstop's
             source = open_source(fabric)
-        except (HhsyncError, Stuck) as e:
-            outcome = Outcome(fabric.name, options.dry_run, error=str(e))
-        else:
             try:
                 outcome = sync_fabric(
                     fabric,
@@ -103,10 +100,10 @@ def _locked(
                     options=replace(options, previous=previous),
                     progress=progress,
                 )
-            except Stuck as e:
-                outcome = Outcome(fabric.name, options.dry_run, error=str(e))
             finally:
                 source.close()
+        except (HhsyncError, Stuck) as e:
+            outcome = Outcome(fabric.name, options.dry_run, error=str(e))
         if not options.dry_run:
             _record(outcome, fabric, config, netbox, stored[0] if stored else None, clock())
         return outcome
