@@ -21,6 +21,7 @@ from hhsync.netbox.current import TERMINATIONS
 from hhsync.plan import Change, Plan, Record
 
 Progress = Callable[[int], None]
+ID_QUERY = 100  # ids per `?id=` lookup, so the URL stays well under a proxy's line limit
 
 
 @dataclass
@@ -68,14 +69,45 @@ class Applier:
     def delete(self, spec: ObjectType, changes: list[Change]) -> None:
         bodies = [{"id": c.id, "changelog_message": self.message} for c in changes]
         for chunk, part in _paired(bodies, changes):
-            try:
-                self.netbox.delete(spec.endpoint, chunk, self.deadline)
-            except NetboxError as e:
+            self.remove(spec, chunk, part, retry=True)
+
+    def remove(
+        self, spec: ObjectType, chunk: list[dict[str, Any]], part: list[Change], *, retry: bool
+    ) -> None:
+        try:
+            self.netbox.delete(spec.endpoint, chunk, self.deadline)
+        except NetboxError as e:
+            # NetBox refuses the whole chunk when one of its objects is gone already: deleted
+            # by hand since we read, or by a killed run's last request. Gone is what we want.
+            left = self.still_there(spec, part) if retry else part
+            if len(left) == len(part):
                 self.fail(part, e)
-                continue
-            for change in part:
-                self.ids.pop(change.ref, None)
-            self.done("delete", len(part))
+                return
+            ids = {c.id for c in left}
+            gone = [c for c in part if c.id not in ids]
+            self.removed(gone)
+            if left:
+                self.remove(spec, [b for b in chunk if b["id"] in ids], left, retry=False)
+            return
+        self.removed(part)
+
+    def still_there(self, spec: ObjectType, part: list[Change]) -> list[Change]:
+        """The changes whose objects NetBox still has (all of them if it cannot say)."""
+        found: set[int] = set()
+        try:
+            for i in range(0, len(part), ID_QUERY):
+                query = {"id": [c.id for c in part[i : i + ID_QUERY]], "fields": "id"}
+                found.update(
+                    int(f["id"]) for f in self.netbox.get_all(spec.endpoint, self.deadline, query)
+                )
+        except NetboxError:
+            return part
+        return [c for c in part if c.id in found]
+
+    def removed(self, part: list[Change]) -> None:
+        for change in part:
+            self.ids.pop(change.ref, None)
+        self.done("delete", len(part))
 
     def write(self, action: str, spec: ObjectType, changes: list[Change]) -> None:
         bodies, ready = [], []
