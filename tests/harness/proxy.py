@@ -119,6 +119,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
     def _handle(self) -> None:
+        proxy = cast(_Server, self.server).proxy
+        with proxy._lock:
+            proxy._in_flight += 1
+        try:
+            self._answer()
+        finally:
+            with proxy._lock:
+                proxy._in_flight -= 1
+
+    def _answer(self) -> None:
         server = cast(_Server, self.server)
         proxy = server.proxy
         started = time.monotonic()
@@ -239,6 +249,7 @@ class FaultProxy:
         self._upstream_port = parts.port or 80
         self._timeout = timeout
         self.log: list[ProxyRequest] = []
+        self._in_flight = 0
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server = _Server(self)
@@ -265,6 +276,18 @@ class FaultProxy:
     def writes(self) -> list[ProxyRequest]:
         with self._lock:
             return [r for r in self.log if r.method in WRITE_METHODS]
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait until no request is in flight: one whose client died still reaches the upstream
+        and gets its answer, as it would at a NetBox behind no proxy at all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._in_flight:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a request was still in flight after {timeout}s")
+            time.sleep(0.02)
 
     def reset_log(self) -> None:
         with self._lock:

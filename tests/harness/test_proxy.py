@@ -194,6 +194,27 @@ def test_delay_slows_the_answer_and_beats_a_client_timeout(
     assert time.monotonic() - started < 1.5
 
 
+def test_a_request_whose_client_gave_up_still_lands_and_wait_idle_waits_for_it(
+    upstream: Upstream, proxy: FaultProxy, http: requests.Session
+) -> None:
+    proxy.fault(SITES, method="post", delay=0.5)
+    with pytest.raises(requests.ReadTimeout):
+        http.post(f"{proxy.url}{SITES}", data=b"{}", timeout=(1, 0.1))
+    assert upstream.seen == []
+    started = time.monotonic()
+    proxy.wait_idle()
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert [(m, p) for m, p, _, _ in upstream.seen] == [("POST", SITES)]
+    assert [(r.method, r.status) for r in proxy.log] == [("POST", 201)]
+    proxy.fault(SITES, delay=1)
+    client = threading.Thread(target=lambda: http.get(f"{proxy.url}{SITES}", timeout=10))
+    client.start()
+    time.sleep(0.2)
+    with pytest.raises(TimeoutError, match=r"a request was still in flight after 0\.2s"):
+        proxy.wait_idle(timeout=0.2)
+    client.join()
+
+
 def test_drop_closes_the_connection_without_an_answer(
     upstream: Upstream, proxy: FaultProxy, http: requests.Session
 ) -> None:
