@@ -45,6 +45,8 @@ from types import TracebackType
 from typing import IO
 
 import requests
+import requests.adapters
+import urllib3
 
 NETBOX_VERSION = "4.7.3"
 
@@ -684,7 +686,7 @@ class NetBoxInstance:
 
     def session(self, token: str | None = None) -> requests.Session:
         """A requests session sending ``token`` (default: the v2 admin token) and JSON headers."""
-        session = requests.Session()
+        session = reads_retried(requests.Session())
         session.headers.update(
             {
                 "Authorization": _auth_header(token or self.token),
@@ -873,3 +875,12 @@ def start_free_netbox(env: NetBoxEnv, *, workers: int = 2) -> NetBoxInstance:
         with contextlib.suppress(NetBoxBusyError):
             return start_netbox(env, name=f"test{slot}", redis_db=2 + 2 * slot, workers=workers)
     raise NetBoxBusyError(f"start NetBox failed: all {TEST_SLOTS} test slots are in use")
+
+
+def reads_retried(session: requests.Session) -> requests.Session:
+    """`session`, sending a read once more when the server closed a kept-alive connection just as
+    it was reused (gunicorn closes idle ones after 2 s; a stalled 2-CPU machine gets there).
+    Writes are never sent twice, as in hhsync's own client."""
+    retry = urllib3.Retry(total=2, connect=1, read=1, status=0, allowed_methods={"GET", "HEAD"})
+    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
+    return session

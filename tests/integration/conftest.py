@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from hhsync.cli import app
 from tests.harness.fakekube import FakeKube
-from tests.harness.netbox import NetBoxInstance
+from tests.harness.netbox import NetBoxInstance, reads_retried
 from tests.harness.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,9 @@ class Fabric:
 
     def api(self) -> pynetbox.api:
         """An independent reader of NetBox (pynetbox, straight to the server, no proxy)."""
-        return pynetbox.api(self.netbox.url, token=self.netbox.token)
+        api = pynetbox.api(self.netbox.url, token=self.netbox.token)
+        api.http_session = reads_retried(api.http_session)
+        return api
 
     def load(self, path: Path | str) -> None:
         self.kube.load_yaml(path)
