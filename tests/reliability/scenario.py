@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.harness.fakekube import FakeKube
 from tests.harness.netbox import NetBoxInstance
@@ -417,35 +416,22 @@ def _key(endpoint: str, obj: Obj) -> str:
     return " | ".join(json.dumps(obj.get(p), sort_keys=True) for p in parts)
 
 
-def _get_all(session: requests.Session, url: str, params: dict[str, Any]) -> list[Obj]:
-    out: list[Obj] = []
-    next_url: str | None = url
-    query: dict[str, Any] | None = {**params, "limit": 1000}
-    while next_url:
-        response = session.get(next_url, params=query, timeout=60)
-        response.raise_for_status()
-        page = response.json()
-        out += page["results"]
-        next_url, query = page.get("next"), None
-    return out
-
-
 def snapshot(nb: NetBoxInstance, fabric: str | None = None) -> Snapshot:
     """Every object of every type hhsync writes (all of NetBox, or one fabric's owned objects),
     normalised and keyed by natural key. Read straight from NetBox, not through the proxy."""
     snap: Snapshot = {}
+    endpoints = OWNED if fabric else (*SHARED, *OWNED)
+    params = {"cf_hhsync_fabric": fabric} if fabric else {}
     with nb.session() as session:
-        endpoints = OWNED if fabric else (*SHARED, *OWNED)
-        for endpoint in endpoints:
-            params = {"cf_hhsync_fabric": fabric} if fabric else {}
-            objects = _get_all(session, f"{nb.url}/api/{endpoint}", params)
-            by_key: dict[str, list[Obj]] = {}
-            for raw in objects:
-                if unowned.HAND_MADE in {t["slug"] for t in raw.get("tags") or ()}:
-                    continue  # watched by `unowned` instead
-                obj = normalise(raw, top=True)
-                by_key.setdefault(_key(endpoint, obj), []).append(obj)
-            snap[endpoint] = by_key
+        lists = unowned.read_all(session, [f"{nb.url}/api/{e}" for e in endpoints], params)
+    for endpoint, objects in zip(endpoints, lists, strict=True):
+        by_key: dict[str, list[Obj]] = {}
+        for raw in objects:
+            if unowned.HAND_MADE in {t["slug"] for t in raw.get("tags") or ()}:
+                continue  # watched by `unowned` instead
+            obj = normalise(raw, top=True)
+            by_key.setdefault(_key(endpoint, obj), []).append(obj)
+        snap[endpoint] = by_key
     return snap
 
 

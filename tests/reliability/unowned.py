@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,31 +141,48 @@ def snapshot(
     fabric_sites: Iterable[str] = ("dc1",),
 ) -> Snapshot:
     """Every unowned object of every endpoint hhsync touches, read directly from NetBox."""
-    session = _session(nb)
-    base = _base_url(nb, url)
     sites = tuple(fabric_sites)
     found: Snapshot = {}
-    for endpoint in ENDPOINTS:
-        next_url: str | None = f"{base}/api/{endpoint}/?limit=1000"
-        while next_url:
-            answer = session.get(next_url, timeout=60)
+    lists = read_all(_session(nb), [f"{_base_url(nb, url)}/api/{e}/" for e in ENDPOINTS])
+    for endpoint, objects in zip(ENDPOINTS, lists, strict=True):
+        for obj in objects:
+            if owned(obj) or _hhsync_setup(endpoint, obj):
+                continue
+            data = _comparable(endpoint, obj, sites)
+            text = json.dumps(data, sort_keys=True, default=str)
+            found[(endpoint, int(obj["id"]))] = Seen(
+                endpoint,
+                int(obj["id"]),
+                str(obj.get("display") or obj.get("name") or obj["id"]),
+                data.get("last_updated"),
+                hashlib.sha256(text.encode()).hexdigest(),
+                data,
+            )
+    return found
+
+
+def read_all(
+    session: requests.Session, urls: Sequence[str], params: dict[str, Any] | None = None
+) -> list[list[dict[str, Any]]]:
+    """Every object of each list URL, all pages; four lists at a time (NetBox serves them in
+    parallel, and a snapshot is read after every scenario)."""
+
+    def objects(url: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        next_url: str | None = url
+        query: dict[str, Any] | None = {**(params or {}), "limit": 1000}
+        for _ in range(1000):
+            answer = session.get(next_url, params=query, timeout=60)
             answer.raise_for_status()
             page = answer.json()
-            for obj in page["results"]:
-                if owned(obj) or _hhsync_setup(endpoint, obj):
-                    continue
-                data = _comparable(endpoint, obj, sites)
-                text = json.dumps(data, sort_keys=True, default=str)
-                found[(endpoint, int(obj["id"]))] = Seen(
-                    endpoint,
-                    int(obj["id"]),
-                    str(obj.get("display") or obj.get("name") or obj["id"]),
-                    data.get("last_updated"),
-                    hashlib.sha256(text.encode()).hexdigest(),
-                    data,
-                )
-            next_url = page.get("next")
-    return found
+            out += page["results"]
+            next_url, query = page.get("next"), None
+            if not next_url:
+                return out
+        raise AssertionError(f"{url}: more than 1,000 pages")
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(objects, urls))
 
 
 def changes(before: Snapshot, after: Snapshot) -> dict[str, list[str]]:
