@@ -15,12 +15,12 @@ from typing import Any
 import requests
 
 from hhsync.desired import Desired
-from hhsync.model import FABRIC_FIELD, ORDER, TAG, TYPES, Item, ObjectType, Ref
+from hhsync.model import FABRIC_FIELD, ORDER, TAG, TYPES, Item, ObjectType, Ref, payload
 from hhsync.netbox.schema import FIELDS
 
 CHUNK = 500
 MESSAGE = "benchmark"
-TERMINATIONS = {"a_end": "a_terminations", "b_end": "b_terminations"}
+TERMINATIONS = {"a_terminations", "b_terminations"}  # cable ends: never moved, only compared
 Raw = dict[str, Any]
 
 
@@ -48,28 +48,7 @@ def ordered(desired: Desired) -> list[Item]:
 
 def body(spec: ObjectType, attrs: Mapping[str, Any], ids: Mapping[Ref, int], late: bool) -> Raw:
     """The REST representation of `attrs` (only the fields that are, or are not, late)."""
-    out: Raw = {}
-    for f in spec.fields:
-        if f.name not in attrs or f.late != late:
-            continue
-        value = attrs[f.name]
-        if f.custom:
-            out.setdefault("custom_fields", {})[f.name] = value
-        elif f.name in TERMINATIONS:
-            end = {"object_type": "dcim.interface", "object_id": ids[value]}
-            out[TERMINATIONS[f.name]] = [end]
-        elif f.generic:
-            out[f"{f.name}_type"] = TYPES[value.type].content_type if value else None
-            out[f"{f.name}_id"] = ids[value] if value else None
-        elif f.many:
-            out[f.name] = sorted(ids[r] for r in value)
-        elif f.ref:
-            out[f.name] = ids[value] if value else None
-        elif f.name == "vid_ranges":
-            out[f.name] = [list(pair) for pair in value]
-        else:
-            out[f.name] = value
-    return out
+    return payload(spec, attrs, ids.__getitem__, late=late)
 
 
 def create_body(item: Item, ids: Mapping[Ref, int], fabric: str) -> Raw:
@@ -99,7 +78,7 @@ def setup_schema(api: Api, *, check: bool) -> None:
         found = api.call("GET", "extras/custom-fields/", limit=1000, fields="name")
         have = {f["name"] for f in found["results"]}
     missing = [
-        {"name": f.name, "type": f.type, "object_types": list(f.object_types)}
+        {"name": f.name, "type": f.field.type, "object_types": list(f.object_types)}
         for f in FIELDS
         if f.name not in have
     ]
@@ -132,27 +111,16 @@ def floor(api: Api, desired: Desired, fabric: str) -> int:
 
 
 def lookup(item: Item, ids: Mapping[Ref, int]) -> dict[str, Any]:
-    """Query parameters that find `item` by its natural key."""
-    a = item.attrs
-    match item.type:
-        case "route_target" | "vrf":
-            return {"name": a["name"]}
-        case "vlan":
-            return {"group_id": ids[a["group"]], "vid": a["vid"]}
-        case "prefix":
-            return {"vrf_id": ids[a["vrf"]], "prefix": a["prefix"]}
-        case "ip_range":
-            return {"vrf_id": ids[a["vrf"]], "start_address": a["start_address"]}
-        case "ip_address":
-            return {"vrf_id": ids[a["vrf"]], "address": a["address"]}
-        case "device":
-            return {"site_id": ids[a["site"]], "name": a["name"]}
-        case "lag" | "interface":
-            return {"device_id": ids[a["device"]], "name": a["name"]}
-        case "cable":
-            return {"termination_a_type": "dcim.interface", "termination_a_id": ids[a["a_end"]]}
-        case _:
-            return {"slug": a["slug"]}
+    """Query parameters that find `item` by its natural key (as hhsync's model declares)."""
+    spec, a = TYPES[item.type], item.attrs
+    if spec.lookup is None:  # a cable: by its first end
+        return {"termination_a_type": "dcim.interface", "termination_a_id": ids[a["a_end"]]}
+    params = {spec.lookup.by: item.key[-1]}
+    if spec.lookup.within:
+        params[spec.lookup.within] = ids[item.key[0]]
+    if spec.lookup.site:
+        params[spec.lookup.site] = ids[a["site"]]
+    return params
 
 
 def current(raw: Raw, key: str) -> Any:
@@ -173,7 +141,7 @@ def differences(item: Item, raw: Raw, ids: Mapping[Ref, int], late: bool) -> Raw
     want = body(spec, item.attrs, ids, late)
     out: Raw = {}
     for key, value in want.items():
-        if key in TERMINATIONS.values():
+        if key in TERMINATIONS:
             continue
         if key == "custom_fields":
             have = raw.get("custom_fields") or {}

@@ -17,8 +17,6 @@ from hhsync.desired import Desired
 from hhsync.model import ORDER, TYPES, Item, Ref
 
 Action = Literal["create", "update", "adopt", "delete"]
-# Deleting an interface makes NetBox delete the IP addresses assigned to it.
-CASCADES = {("ip_address", "assigned_object")}
 
 
 @dataclass(frozen=True)
@@ -185,10 +183,8 @@ def _diff(desired: Item, current: Item) -> tuple[dict[str, Any], dict[str, Any]]
 
 def _cascaded(desired: Item, current: Item, doomed: set[Ref]) -> bool:
     """True when an update would be lost because NetBox deletes the object with a doomed parent."""
-    return any(
-        (desired.type, name) in CASCADES and current.attrs.get(name) in doomed
-        for name in desired.attrs
-    )
+    spec = TYPES[desired.type]
+    return any(f.cascade and current.attrs.get(f.name) in doomed for f in spec.fields)
 
 
 def _refusal(deletes: int, owned: int, fraction: float, allowed: bool) -> str | None:

@@ -32,8 +32,6 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "vlan_group": ("VLANNamespace",),
     "vlan": ("VLANNamespace", "VPC"),
 }
-# NetBox object types that share one name space (a LAG and an interface of one device).
-SIBLINGS = {"lag": "interface", "interface": "lag"}
 # Devices made from optional kinds can only be deleted when that kind was listed too.
 ROLE_SOURCES = {"gateway": "Gateway"}
 
@@ -126,13 +124,20 @@ class Builder:
         """Add all of a batch's items or none: a malformed object never produces half objects."""
         for ref, item in batch.items.items():
             existing = self.items.get(ref)
-            twin = SIBLINGS.get(ref.type)  # LAGs and interfaces share one name space per device
-            clash = twin and (Ref(twin, ref.key) in self.items or Ref(twin, ref.key) in batch.items)
+            clash = next(  # one name space (a device's LAGs and interfaces)
+                (
+                    twin
+                    for twin in TYPES[ref.type].siblings
+                    if Ref(twin, ref.key) in self.items or Ref(twin, ref.key) in batch.items
+                ),
+                None,
+            )
             if (existing is not None and existing.attrs != item.attrs) or clash:
                 where = batch.field_of.get(ref, "spec")
                 problem = f"{TYPES[ref.type].label} {ref} is already defined by another object"
                 if clash:
-                    problem = f"{ref} would be both a LAG and an interface"
+                    kinds = f"{TYPES[clash].label} and {TYPES[ref.type].label}"
+                    problem = f"{ref} would be both {kinds} (one name space in NetBox)"
                 self.skip(batch.kind, batch.name, where, problem)
                 return False
         for ref, item in batch.items.items():

@@ -15,9 +15,8 @@ from typing import Any
 
 from hhsync.deadline import Deadline
 from hhsync.errors import NetboxError
-from hhsync.model import FABRIC_FIELD, TAG, TYPES, Field, ObjectType, Ref
+from hhsync.model import FABRIC_FIELD, TAG, TYPES, ObjectType, Ref, payload
 from hhsync.netbox.client import NetBox, chunks
-from hhsync.netbox.current import TERMINATIONS
 from hhsync.plan import Change, Plan, Record
 
 Progress = Callable[[int], None]
@@ -227,30 +226,7 @@ class Applier:
         return body
 
     def fields(self, spec: ObjectType, attrs: Any, *, late: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in spec.fields:
-            if f.name in attrs and f.late == late:
-                self.put(out, f, attrs[f.name])
-        return out
-
-    def put(self, out: dict[str, Any], f: Field, value: Any) -> None:
-        if f.custom:
-            out.setdefault("custom_fields", {})[f.name] = value
-        elif f.name in TERMINATIONS:
-            out[TERMINATIONS[f.name]] = [
-                {"object_type": "dcim.interface", "object_id": self.id(value)}
-            ]
-        elif f.generic:
-            out[f"{f.name}_type"] = TYPES[value.type].content_type if value else None
-            out[f"{f.name}_id"] = self.id(value) if value else None
-        elif f.many:
-            out[f.name] = [self.id(ref) for ref in value]
-        elif f.ref:
-            out[f.name] = self.id(value) if value else None
-        elif f.name == "vid_ranges":
-            out[f.name] = [list(pair) for pair in value]
-        else:
-            out[f.name] = value
+        return payload(spec, attrs, self.id, late=late)
 
     def id(self, ref: Ref) -> int:
         try:

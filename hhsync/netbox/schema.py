@@ -2,87 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hhsync.deadline import Deadline
 from hhsync.errors import NetboxError
-from hhsync.model import FABRIC_FIELD, TAG, TYPES
+from hhsync.model import TAG, CustomFieldSpec, custom_fields
 from hhsync.netbox.client import NetBox
 
 MESSAGE = "hhsync: set up its tag and custom fields"
 ATTEMPTS = 3  # the tag and the custom fields can each race with another run once
-OWNED_TYPES = tuple(sorted({t.content_type for t in TYPES.values() if not t.shared}))
-
-
-@dataclass(frozen=True)
-class CustomField:
-    name: str
-    type: str
-    object_types: tuple[str, ...]
-    label: str
-    description: str
-
-
-def _device(name: str, kind: str, label: str, description: str) -> CustomField:
-    return CustomField(name, kind, ("dcim.device",), label, description)
-
-
-def _site(name: str, kind: str, label: str, description: str) -> CustomField:
-    return CustomField(name, kind, ("dcim.site",), label, description)
-
-
-FIELDS = (
-    CustomField(
-        FABRIC_FIELD,
-        "text",
-        OWNED_TYPES,
-        "hhsync fabric",
-        "The Hedgehog fabric whose hhsync sync owns this object",
-    ),
-    _device("hhsync_profile", "text", "Switch profile", "Hedgehog SwitchProfile name"),
-    _device("hhsync_asn", "integer", "ASN", "BGP AS number of the switch"),
-    _device("hhsync_protocol_ip", "text", "Protocol IP", "BGP router ID (protocolIP)"),
-    _device("hhsync_vtep_ip", "text", "VTEP IP", "VXLAN tunnel endpoint (vtepIP)"),
-    _device("hhsync_redundancy", "text", "Redundancy group", "<type>:<group>, e.g. eslag:eslag-1"),
-    _device("hhsync_groups", "text", "Switch groups", "SwitchGroups the switch belongs to"),
-    _device("hhsync_nos_version", "text", "NOS version", "From the switch Agent's status"),
-    _device("hhsync_agent_version", "text", "Agent version", "From the switch Agent's status"),
-    _device(
-        "hhsync_applied_generation",
-        "integer",
-        "Applied generation",
-        "Agent generation the switch last applied",
-    ),
-    _device(
-        "hhsync_heartbeat",
-        "datetime",
-        "Heartbeat at last change",
-        "The Agent's heartbeat when the switch's status or versions last changed",
-    ),
-    _site(
-        "hhsync_last_success",
-        "datetime",
-        "Last sync success",
-        "End of the last sync that applied its whole plan",
-    ),
-    _site("hhsync_last_attempt", "datetime", "Last sync attempt", "End of the last sync attempt"),
-    _site("hhsync_result", "text", "Last sync result", "ok or error"),
-    _site("hhsync_message", "longtext", "Last sync message", "The summary, or the error"),
-    _site("hhsync_counts", "json", "Last sync counts", "Objects created, updated, deleted, ..."),
-    _site(
-        "hhsync_mismatches",
-        "json",
-        "Cabling mismatches",
-        "Links whose LLDP neighbour is missing or not the expected peer",
-    ),
-    _site("hhsync_interval", "integer", "Sync interval (s)", "The fabric's configured interval"),
-    _site(
-        "hhsync_fingerprint",
-        "text",
-        "Fabric fingerprint",
-        "Digest of the fabric objects and plan inputs at the last success",
-    ),
-)
+FIELDS = custom_fields()
 
 
 def tag_exists(netbox: NetBox, deadline: Deadline) -> bool:
@@ -138,15 +65,16 @@ def _ensure(netbox: NetBox, deadline: Deadline) -> int:
     return writes + len(create) + len(extend)
 
 
-def _body(field: CustomField) -> dict[str, object]:
+def _body(spec: CustomFieldSpec) -> dict[str, object]:
     return {
-        "name": field.name,
-        "label": field.label,
-        "type": field.type,
-        "object_types": list(field.object_types),
-        "description": field.description,
+        "name": spec.name,
+        "label": spec.field.label,
+        "type": spec.field.type,
+        "object_types": list(spec.object_types),
+        "description": spec.field.description,
         "group_name": "hhsync",
         "filter_logic": "exact",
         "ui_editable": "no",
+        "ui_visible": spec.field.ui_visible,
         "changelog_message": MESSAGE,
     }
