@@ -22,19 +22,20 @@ from rich.progress import Progress
 from hhsync import __version__
 from hhsync.check import run_checks
 from hhsync.config import Config, FabricConfig, find_config, load_config, load_token
+from hhsync.console import print_json, table
 from hhsync.deadline import unlimited
 from hhsync.errors import ConfigError, HhsyncError, UsageError
+from hhsync.fanout import run_children
 from hhsync.kube.source import Source
 from hhsync.logs import setup_logging
+from hhsync.mirror import Options, Outcome
 from hhsync.netbox.client import NetBox
-from hhsync.netbox.sitestate import read_states
-from hhsync.render import print_json, table
-from hhsync.report import PLAN_COLUMNS, plan_rows
-from hhsync.run import run_children, run_fabric
+from hhsync.netbox.site import read_states
+from hhsync.report import PLAN_COLUMNS, outcome_json, plan_rows
+from hhsync.run import run_fabric
 from hhsync.status import COLUMNS as STATUS_COLUMNS
 from hhsync.status import in_sync as all_in_sync
 from hhsync.status import rows as status_rows
-from hhsync.sync import Options, Outcome
 from hhsync.systemd import next_runs
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[run] parallel" is a config section, not markup
 )
 
 
@@ -202,20 +204,11 @@ def sync(
         targets = _targets(cli, fabrics, all_fabrics)
         if len(targets) == 1 and not all_fabrics:
             outcome = _run_here(cli, targets[0], force, full, dry_run, allow_mass_delete)
-            reports = [outcome.as_json()]
+            reports = [outcome_json(outcome)]
             if dry_run and outcome.plan is not None and not as_json:
                 table(cli.out, PLAN_COLUMNS, plan_rows(outcome.plan))
         else:
-            options = {
-                "--force": force,
-                "--full": full,
-                "--dry-run": dry_run,
-                "--allow-mass-delete": allow_mass_delete,
-            }
-            flags = [flag for flag, on in options.items() if on]
-            if metrics_file is not None:
-                flags += ["--metrics-file", str(metrics_file.absolute())]
-            reports = run_children(config, targets, flags, cli.verbose)
+            reports = run_children(config, targets, _child_argv(ctx), cli.verbose)
     if as_json:
         print_json(cli.out, {"fabrics": reports})
     else:
@@ -224,6 +217,25 @@ def sync(
             cli.out.print(report["summary"], markup=False)
     results = {r["result"] for r in reports}
     raise typer.Exit(1 if "error" in results else 3 if "busy" in results else 0)
+
+
+NOT_FORWARDED = {"fabrics", "all_fabrics", "as_json"}  # each child gets its own name and --json
+
+
+def _child_argv(ctx: typer.Context) -> list[str]:
+    """The options of this `sync` as a child's arguments: every option that is not at its
+    default, so a new option reaches the children without being listed twice."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in NOT_FORWARDED or value == param.default or value is None:
+            continue
+        flag = param.opts[0]
+        if getattr(param, "is_flag", False):
+            argv.append(flag)
+        else:
+            argv += [flag, str(value.absolute() if isinstance(value, Path) else value)]
+    return argv
 
 
 def _warn(cli: Cli, report: dict[str, Any]) -> None:

@@ -61,9 +61,6 @@ class Plan:
     refused: str | None = None  # why the plan must not be applied
     dependents: int = 0  # desired objects left out because they hang off a conflict
 
-    def count(self, action: Action) -> int:
-        return sum(1 for c in self.changes if c.action == action)
-
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
         return {

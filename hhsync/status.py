@@ -8,7 +8,7 @@ from typing import Any
 
 from hhsync.config import FabricConfig
 from hhsync.durations import format_age, format_duration
-from hhsync.state import SyncState, computed_state, format_time, needs_sync
+from hhsync.syncstate import SyncState, computed_state, format_time, needs_sync
 
 COLUMNS = (
     "fabric",

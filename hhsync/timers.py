@@ -13,10 +13,8 @@ timers it stops are disabled through systemctl.
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from hhsync.config import FABRIC_NAME, Config, FabricConfig
+from hhsync.deadline import time_limit
 from hhsync.durations import format_duration
 from hhsync.errors import ConfigError
 
@@ -32,6 +31,7 @@ SERVICE = f"{UNIT}@.service"
 TIMER = f"{UNIT}@.timer"
 DROPIN = "hhsync.conf"
 WANTS = PurePosixPath("timers.target.wants")
+START_SLACK = 15  # seconds for interpreter start-up and exit, beyond a run's own time limit
 UNIT_NAME_MAX = 255  # systemd's limit on a unit name, instance included
 
 # Settings a per-user service manager cannot apply: they need mount namespaces or capabilities it
@@ -177,11 +177,11 @@ def render_timer() -> str:
 def backstop(config: Config, fabric: FabricConfig) -> int:
     """TimeoutStartSec= in seconds: only reached when hhsync's own deadline did not stop the run.
 
-    A run may wait `lock_wait` for the fabric's lock, then works until its deadline, then records
-    the failure in NetBox (one request, at most the NetBox timeout); one more minute is slack
+    A run may wait `lock_wait` for the fabric's lock, works until its deadline (its own backstop
+    fires a little later), then records the result on a budget of its own; START_SLACK more is
     for interpreter start-up and exit on a busy host.
     """
-    return config.run.lock_wait + fabric.deadline + math.ceil(config.netbox.timeout) + 60
+    return time_limit(config, fabric) + START_SLACK
 
 
 def random_delay(fabric: FabricConfig) -> int:
@@ -205,7 +205,7 @@ def render_dropins(config: Config, fabric: FabricConfig) -> dict[PurePosixPath, 
     )
     service = (
         f"{header}[Service]\n"
-        f"# deadline {format_duration(fabric.deadline)} + lock wait + NetBox timeout + 1m slack\n"
+        f"# deadline {format_duration(fabric.deadline)} + lock wait, backstop, recording, slack\n"
         f"TimeoutStartSec={format_duration(backstop(config, fabric))}\n"
     )
     return {
@@ -302,18 +302,6 @@ def quote(word: str, *, exec_line: bool = False) -> str:
 def _optional(quoted: str) -> str:
     """A quoted path with systemd's "-" prefix (ignore a missing path), inside the quotes."""
     return f'"-{quoted[1:]}' if quoted.startswith('"') else f"-{quoted}"
-
-
-def exec_start_argv(service_text: str, fabric: str) -> list[str]:
-    """The argv systemd runs for `fabric`, read back from a rendered service's ExecStart= line.
-
-    Reads only what `quote` writes (double quotes, backslash escapes, %% and $$), so a test can
-    run exactly what the unit would.
-    """
-    line = next(x for x in service_text.splitlines() if x.startswith("ExecStart="))
-    words = shlex.split(line.removeprefix("ExecStart="), posix=True)
-    spec = {"%": "%", "i": fabric}
-    return [re.sub(r"%(.)", lambda m: spec[m[1]], w).replace("$$", "$") for w in words]
 
 
 def _credential_line(config: Config) -> str:

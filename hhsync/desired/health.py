@@ -17,7 +17,7 @@ from typing import Any
 from hhsync.desired import Builder, Mismatch
 from hhsync.desired.wiring import SWITCH_ROLES, as_dict, obj_name
 from hhsync.model import Ref
-from hhsync.state import parse_time
+from hhsync.syncstate import parse_time
 
 
 def build(b: Builder) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,8 +28,6 @@ PAGE_SIZE = 500
 MAX_PAGES = 1000  # 500,000 objects of one kind: far beyond any fabric, still a bound
 MAX_RESTARTS = 3  # consecutive 410 Expired answers before giving up on a list
 CONNECT_TIMEOUT = 5.0
-
-log = logging.getLogger(__name__)
 
 
 class KubeSource:

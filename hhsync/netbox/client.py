@@ -10,7 +10,6 @@ turns every failure into a sentence an operator can act on.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,8 +32,6 @@ MAX_BODY = 2_000_000  # NetBox rejects request bodies over 2.5 MB (DATA_UPLOAD_M
 MAX_CHUNK = 500
 CONNECT_TIMEOUT = 5.0
 WRITE_SECONDS_PER_OBJECT = 0.25  # NetBox spends 40-60 ms of CPU per object written; leave room
-
-log = logging.getLogger(__name__)
 
 
 class NetBox:

@@ -21,7 +21,8 @@ from typer.testing import CliRunner, Result
 from hhsync.cli import app
 from hhsync.config import load_config
 from hhsync.systemd import this_program
-from hhsync.timers import Program, exec_start_argv, render_service
+from hhsync.timers import Program, render_service
+from tests.harness.units import exec_start_argv
 
 UNITS = Path("etc/systemd/system")
 HHSYNC = Path(sys.executable).parent / "hhsync"  # the installed console script

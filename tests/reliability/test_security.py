@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from hhsync.timers import exec_start_argv
 from tests.harness import proxy as proxy_module
 from tests.harness.fakekube import LoopbackServer
 from tests.harness.netbox import NetBoxInstance
 from tests.harness.proxy import FaultProxy
+from tests.harness.units import exec_start_argv
 from tests.integration.conftest import Fabric
 from tests.reliability import unowned
 from tests.reliability.test_input_desired import build

@@ -17,7 +17,6 @@ from hhsync.timers import (
     Target,
     Write,
     backstop,
-    exec_start_argv,
     plan_bootstrap,
     quote,
     random_delay,
@@ -26,6 +25,7 @@ from hhsync.timers import (
     render_timer,
     unit_name,
 )
+from tests.harness.units import exec_start_argv
 
 GOLDEN = Path(__file__).parent / "golden" / "timers"
 PROGRAM = Program(("/usr/bin/hhsync",), (Path("/usr"),))
@@ -104,7 +104,7 @@ def test_dropins_golden() -> None:
 def test_dropin_values() -> None:
     cfg = config(run=RunConfig(lock_wait=30))
     dc1 = cfg.fabrics["dc1"]  # interval 5m, deadline 4m
-    assert backstop(cfg, dc1) == 30 + 240 + 30 + 60
+    assert backstop(cfg, dc1) == 30 + 240 + 15 + 60 + 15  # lock, deadline, grace, record, slack
     assert random_delay(dc1) == 30
     assert random_delay(fabric("slow", interval=3600, deadline=60)) == 60
     assert random_delay(fabric("fast", interval=5, deadline=5)) == 0

@@ -13,17 +13,6 @@ from typing import Any
 
 from hhsync.durations import format_duration
 
-FIELDS = (
-    "hhsync_last_success",
-    "hhsync_last_attempt",
-    "hhsync_result",
-    "hhsync_message",
-    "hhsync_counts",
-    "hhsync_mismatches",
-    "hhsync_interval",
-    "hhsync_fingerprint",
-)
-
 
 @dataclass(frozen=True)
 class SyncState:

@@ -1,4 +1,8 @@
-"""One sync run of one fabric: discover, build the desired state, read NetBox, plan, apply."""
+"""Mirror one fabric into NetBox: discover, build the desired state, read NetBox, plan, apply.
+
+`mirror(...)` is the sync itself; `run.py` wraps it in a run (lock, freshness, recording).
+Its result is an `Outcome`, a value; `report.py` says how an Outcome looks to people.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from hhsync.config import FabricConfig
 from hhsync.deadline import Deadline
@@ -19,9 +22,9 @@ from hhsync.netbox.changelog import changes_since, latest_change, user_id
 from hhsync.netbox.client import NetBox
 from hhsync.netbox.current import read_current
 from hhsync.netbox.schema import ensure_schema, tag_exists
-from hhsync.netbox.sitestate import ensure_site
+from hhsync.netbox.site import ensure_site
 from hhsync.plan import Plan, Record, make_plan
-from hhsync.state import SyncState
+from hhsync.syncstate import SyncState
 
 
 @dataclass
@@ -75,49 +78,6 @@ class Outcome:
         counts["mismatches"] = len(self.desired.mismatches) if self.desired else 0
         return counts
 
-    def summary(self) -> str:
-        c = self.counts()
-        verb = "would create" if self.dry_run else "created"
-        text = (
-            f"{verb} {c['created']}, updated {c['updated']}, deleted {c['deleted']}, unchanged "
-            f"{c['unchanged']}, skipped {c['skipped']}, conflicts {c['conflicts']}"
-        )
-        if c["mismatches"]:
-            text += f", cabling mismatches {c['mismatches']}"
-        seen = "; fabric and NetBox unchanged since the last sync" if self.fast else ""
-        return f"{text} in {self.seconds:.1f}s{seen}"
-
-    def line(self) -> str:
-        """The one line a run prints."""
-        if self.fresh:
-            return f"{self.fabric}: {self.fresh}"
-        if self.busy:
-            return f"{self.fabric}: busy: {self.error}"
-        if self.plan is None and self.error:
-            return f"{self.fabric}: error: {self.error}"
-        return f"{self.fabric}: {self.summary()}" + (f"; error: {self.error}" if self.error else "")
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "fabric": self.fabric,
-            "ok": self.ok,
-            "result": self.result,
-            "summary": self.line(),
-            "reason": self.fresh,
-            "fast": self.fast,
-            "warnings": self.warnings,
-            "dry_run": self.dry_run,
-            "counts": self.counts(),
-            "error": self.error,
-            "seconds": round(self.seconds, 3),
-            "skipped": [str(s) for s in self.desired.skipped] if self.desired else [],
-            "conflicts": [str(c) for c in self.plan.conflicts] if self.plan else [],
-            "mismatches": [str(m) for m in self.desired.mismatches] if self.desired else [],
-            "absent_kinds": self.inventory.absent if self.inventory else [],
-            "failures": self.applied.failures if self.applied else [],
-            "netbox_requests": self.requests,
-        }
-
 
 @dataclass(frozen=True)
 class Options:
@@ -130,7 +90,7 @@ class Options:
 DEFAULTS = Options()
 
 
-def sync_fabric(
+def mirror(
     fabric: FabricConfig,
     netbox: NetBox,
     source: Source,
@@ -144,7 +104,7 @@ def sync_fabric(
     started = time.monotonic()
     outcome = Outcome(fabric.name, options.dry_run)
     try:
-        _Sync(outcome, fabric, netbox, deadline, options).run(source, now, progress)
+        _Mirror(outcome, fabric, netbox, deadline, options).run(source, now, progress)
     except HhsyncError as e:
         outcome.error = str(e)
     outcome.seconds = time.monotonic() - started
@@ -153,7 +113,7 @@ def sync_fabric(
 
 
 @dataclass
-class _Sync:
+class _Mirror:
     outcome: Outcome
     fabric: FabricConfig
     netbox: NetBox
@@ -167,8 +127,7 @@ class _Sync:
         o.inventory = inventory = discover(source, deadline)
         o.desired = desired = build_desired(inventory, self.fabric, now)
         fingerprint = desired.fingerprint(f"adopt={self.fabric.adopt}")
-        if self.unchanged(fingerprint):
-            o.fast = True
+        if self.fast_path(fingerprint):
             _require_kinds(inventory)
             return
         if o.dry_run:  # a dry run writes nothing at all, not even the tag
@@ -197,9 +156,10 @@ class _Sync:
         o.fingerprint = f"{fingerprint}:{marker}"
         _require_kinds(inventory)
 
-    def unchanged(self, fingerprint: str) -> bool:
-        """The fast path: the fabric hashes as at the last success, and nothing hhsync manages
-        changed in NetBox since (its change log says so in one request)."""
+    def fast_path(self, fingerprint: str) -> bool:
+        """Take the fast path when the fabric hashes as at the last success and nothing hhsync
+        manages changed in NetBox since (its change log says so in one request); True if taken.
+        """
         previous = self.options.previous
         if self.options.full or self.options.dry_run or previous is None:
             return False
@@ -210,6 +170,7 @@ class _Sync:
             return False
         if changes_since(self.netbox, int(marker), self.deadline):
             return False
+        self.outcome.fast = True
         self.outcome.fingerprint = previous.fingerprint
         self.outcome.previous_counts = previous.counts
         return True

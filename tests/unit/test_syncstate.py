@@ -16,8 +16,8 @@ from hhsync import metrics
 from hhsync.config import FabricConfig
 from hhsync.errors import BusyError
 from hhsync.lock import fabric_lock, state_dir
-from hhsync.state import SyncState, computed_state, needs_sync, record
 from hhsync.status import in_sync, rows
+from hhsync.syncstate import SyncState, computed_state, needs_sync, record
 from hhsync.systemd import parse_timers
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

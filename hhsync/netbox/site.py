@@ -9,7 +9,7 @@ from hhsync.deadline import Deadline
 from hhsync.errors import NetboxError
 from hhsync.model import TAG
 from hhsync.netbox.client import NetBox
-from hhsync.state import SyncState
+from hhsync.syncstate import SyncState
 
 MESSAGE = "hhsync: sync state"
 
