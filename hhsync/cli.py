@@ -27,7 +27,7 @@ from hhsync.deadline import unlimited
 from hhsync.errors import ConfigError, HhsyncError, UsageError
 from hhsync.fanout import run_children
 from hhsync.kube.source import Source
-from hhsync.logs import setup_logging
+from hhsync.logs import redact, setup_logging
 from hhsync.mirror import Options, Outcome
 from hhsync.netbox.client import NetBox
 from hhsync.netbox.site import read_states
@@ -88,9 +88,9 @@ class Cli:
         return NetBox(config.netbox, token)
 
     def fail(self, error: HhsyncError) -> NoReturn:
-        self.err.print(f"hhsync: error: {error}", markup=False)
+        self.err.print(redact(f"hhsync: error: {error}"), markup=False)
         if self.verbose:
-            self.err.print("".join(traceback.format_exception(error)), markup=False)
+            self.err.print(redact("".join(traceback.format_exception(error))), markup=False)
         raise typer.Exit(error.exit_code)
 
     @contextmanager
@@ -382,5 +382,8 @@ def main() -> None:
     try:
         app()
     except ConfigError as e:  # raised outside a command (never expected, but never a traceback)
-        print(f"hhsync: error: {e}", file=sys.stderr)
+        print(redact(f"hhsync: error: {e}"), file=sys.stderr)
         sys.exit(e.exit_code)
+    except Exception:  # a bug: its traceback, without the secrets it may quote
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        sys.exit(1)

@@ -1,4 +1,8 @@
-"""Logging to stderr for the journal, with every known secret redacted from every record."""
+"""Logging to stderr for the journal, and the secrets that nothing hhsync prints may show.
+
+Every known secret (the NetBox token, URL credentials, the Kubernetes credentials a kubeconfig
+gives) is registered here once it is read; log records, errors and tracebacks pass `redact`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,21 @@ import logging
 import sys
 from collections.abc import Iterable
 
+MIN_SECRET = 4  # shorter strings would redact ordinary words
 _secrets: set[str] = set()
+
+
+def register(secrets: Iterable[str | None]) -> None:
+    """Remember secrets to redact from everything printed or logged from now on."""
+    _secrets.update(s for s in secrets if s and len(s) >= MIN_SECRET)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `***` (longest first: a token before
+    the half of it that is a secret too)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class Redact(logging.Filter):
@@ -14,15 +32,12 @@ class Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _secrets:
-            message = record.getMessage()
-            for secret in _secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+            record.msg, record.args = redact(record.getMessage()), None
         return True
 
 
 def setup_logging(verbose: int, quiet: bool, secrets: Iterable[str] = ()) -> None:
-    _secrets.update(s for s in secrets if s)
+    register(secrets)
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.WARNING)
     if verbose == 1:
         level = logging.INFO

@@ -33,6 +33,11 @@ class Record:
 
 @dataclass(frozen=True)
 class Change:
+    """One write of a plan: create, update, adopt (take over an unowned object) or delete `ref`.
+
+    `attrs` are the values to send (every compared field for a create, the changed ones
+    otherwise), `old` what they replace; `id` is the NetBox id of an existing object."""
+
     action: Action
     ref: Ref
     attrs: Mapping[str, Any] = field(default_factory=dict)  # create/adopt/update: new values
@@ -53,11 +58,15 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Plan:
+    """What to write so NetBox matches the desired state: `changes` in the order they must be
+    sent, the `conflicts` left alone, and counts of what stays as it is. A value: `--dry-run`
+    shows it, `netbox/apply.py` sends it."""
+
     changes: tuple[Change, ...]
     conflicts: tuple[Conflict, ...] = ()
     unchanged: int = 0
     kept: int = 0  # owned objects not deleted because their Hedgehog kinds were not listed
-    owned: int = 0
+    owned_total: int = 0  # owned objects in NetBox before the plan
     refused: str | None = None  # why the plan must not be applied
     dependents: int = 0  # desired objects left out because they hang off a conflict
 
@@ -71,10 +80,6 @@ class Plan:
             "conflicts": len(self.conflicts),
         }
 
-    @property
-    def writes(self) -> bool:
-        return bool(self.changes)
-
 
 def make_plan(
     desired: Desired,
@@ -86,7 +91,7 @@ def make_plan(
 ) -> Plan:
     """Compare desired items with what NetBox holds; see the module doc for the order."""
     deletes: list[Change] = []
-    writes: dict[str, list[Change]] = {name: [] for name in ORDER}
+    upserts: dict[str, list[Change]] = {name: [] for name in ORDER}
     conflicts: list[Conflict] = []
     unchanged = kept = 0
     doomed = {ref for ref, rec in current.items() if rec.owned and ref not in desired.items}
@@ -94,21 +99,21 @@ def make_plan(
         record = current.get(ref)
         spec = TYPES[ref.type]
         if record is None:
-            writes[ref.type].append(Change("create", ref, dict(item.attrs)))
+            upserts[ref.type].append(Change("create", ref, dict(item.attrs)))
         elif spec.shared:
             unchanged += 1
         elif record.owned:
             new, old = _diff(item, record.item)
             if _cascaded(item, record.item, doomed):
                 deletes.append(Change("delete", ref, id=record.id))
-                writes[ref.type].append(Change("create", ref, dict(item.attrs)))
+                upserts[ref.type].append(Change("create", ref, dict(item.attrs)))
             elif new:
-                writes[ref.type].append(Change("update", ref, new, old, record.id))
+                upserts[ref.type].append(Change("update", ref, new, old, record.id))
             else:
                 unchanged += 1
         elif adopt and record.owner is None and record.reason is None:
             new, old = _diff(item, record.item)
-            writes[ref.type].append(Change("adopt", ref, new, old, record.id, record.tags))
+            upserts[ref.type].append(Change("adopt", ref, new, old, record.id, record.tags))
         else:
             reason = record.reason or (
                 f"owned by hhsync fabric {record.owner}"
@@ -116,37 +121,37 @@ def make_plan(
                 else "exists in NetBox, not owned by hhsync (adopt = true takes it over)"
             )
             conflicts.append(Conflict(ref, record.id, reason))
+    undeletable = desired.kept({ref: rec.item for ref, rec in current.items() if rec.owned})
     for ref in doomed:
-        record = current[ref]
-        if desired.deletable(record.item):
-            deletes.append(Change("delete", ref, id=record.id))
-        else:
+        if ref in undeletable:
             kept += 1
-    dependents = _drop_dependents(writes, {c.ref for c in conflicts})
+        else:
+            deletes.append(Change("delete", ref, id=current[ref].id))
+    dependents = _drop_dependents(upserts, {c.ref for c in conflicts})
     position = {name: i for i, name in enumerate(ORDER)}
     deletes.sort(key=lambda c: (-position[c.ref.type], c.ref.natural()))
-    ordered = [*deletes, *(c for name in ORDER for c in sorted(writes[name], key=_create_first))]
-    owned = sum(1 for rec in current.values() if rec.owned)
-    refused = _refusal(len(deletes), owned, max_delete_fraction, allow_mass_delete)
-    return Plan(tuple(ordered), tuple(conflicts), unchanged, kept, owned, refused, dependents)
+    ordered = [*deletes, *(c for name in ORDER for c in sorted(upserts[name], key=_create_first))]
+    owned_total = sum(1 for rec in current.values() if rec.owned)
+    refused = _refusal(len(deletes), owned_total, max_delete_fraction, allow_mass_delete)
+    return Plan(tuple(ordered), tuple(conflicts), unchanged, kept, owned_total, refused, dependents)
 
 
-def _drop_dependents(writes: dict[str, list[Change]], blocked: set[Ref]) -> int:
+def _drop_dependents(upserts: dict[str, list[Change]], in_the_way: set[Ref]) -> int:
     """Leave out writes that refer to a conflicting object (or to one left out): hhsync never
     hangs its objects off an object it does not own."""
     dropped = 0
     for name in ORDER:
         kept = []
-        for change in writes[name]:
+        for change in upserts[name]:
             late = {f.name for f in TYPES[name].fields if f.late}
             if any(
-                r in blocked for k, v in change.attrs.items() if k not in late for r in _refs(v)
+                r in in_the_way for k, v in change.attrs.items() if k not in late for r in _refs(v)
             ):
-                blocked.add(change.ref)
+                in_the_way.add(change.ref)
                 dropped += 1
             else:
                 kept.append(change)
-        writes[name] = kept
+        upserts[name] = kept
     return dropped
 
 

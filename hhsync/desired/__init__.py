@@ -1,8 +1,9 @@
 """Desired NetBox state, built purely from a fabric's Hedgehog objects.
 
 `build_desired(inventory, fabric, now)` returns a `Desired` value: the items NetBox should hold,
-the objects skipped as malformed (each with the object, field and reason), and which NetBox types
-may have deletions this run (only those whose Hedgehog kinds were listed completely).
+the objects skipped as malformed (each with the object, field and reason), and what may not be
+deleted this run: nothing built from a Hedgehog kind that was not listed completely, however
+indirectly.
 """
 
 from __future__ import annotations
@@ -32,8 +33,22 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "vlan_group": ("VLANNamespace",),
     "vlan": ("VLANNamespace", "VPC"),
 }
-# Devices made from optional kinds can only be deleted when that kind was listed too.
-ROLE_SOURCES = {"gateway": "Gateway"}
+
+
+@dataclass(frozen=True)
+class Root:
+    """Objects of `type` whose `field` is `value`: made from one Hedgehog kind."""
+
+    type: str
+    field: str
+    value: Any
+
+
+# What optional kinds build inside types that other kinds build too: an unlisted optional kind
+# keeps these roots, and everything that refers to one of them.
+ROOTS: dict[str, tuple[Root, ...]] = {
+    "Gateway": (Root("device", "role", Ref("device_role", ("gateway",))),),
+}
 
 
 @dataclass(frozen=True)
@@ -64,16 +79,33 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class Desired:
+    """The NetBox state that mirrors a fabric: `items` by natural key, what was `skipped` as
+    malformed, cabling `mismatches`, and what may not be deleted this run (`kept_types`: types
+    built from a kind that was not listed; `kept_roots`: objects made by an unlisted optional
+    kind, kept with everything that refers to them)."""
+
     items: Mapping[Ref, Item]
     skipped: tuple[Skip, ...] = ()
     mismatches: tuple[Mismatch, ...] = ()
-    blocked: frozenset[str] = frozenset()  # NetBox types that may not lose objects this run
-    blocked_roles: frozenset[str] = frozenset()  # device roles that may not lose devices
+    kept_types: frozenset[str] = frozenset()
+    kept_roots: tuple[Root, ...] = ()
 
-    def deletable(self, item: Item) -> bool:
-        if item.type in self.blocked:
-            return False
-        return not (item.type == "device" and _role(item) in self.blocked_roles)
+    def kept(self, current: Mapping[Ref, Item]) -> set[Ref]:
+        """The objects of `current` that may not be deleted this run."""
+        rooted = {
+            ref
+            for ref, item in current.items()
+            if any(
+                r.type == ref.type and item.attrs.get(r.field) == r.value for r in self.kept_roots
+            )
+        }
+        while more := {  # whatever refers to a root, however indirectly (a cable on its port)
+            ref
+            for ref, item in current.items()
+            if ref not in rooted and any(r in rooted for r in references(item))
+        }:
+            rooted |= more
+        return rooted | {ref for ref in current if ref.type in self.kept_types}
 
     def fingerprint(self, settings: str = "") -> str:
         """A digest of everything the plan depends on from this side (soft fields excepted:
@@ -84,13 +116,19 @@ class Desired:
             spec = TYPES[ref.type]
             attrs = {k: v for k, v in self.items[ref].attrs.items() if not spec.field(k).soft}
             digest.update(f"{ref!r} {sorted(attrs.items())!r}\n".encode())
-        digest.update(f"{sorted(self.blocked)} {sorted(self.blocked_roles)}".encode())
+        digest.update(f"{sorted(self.kept_types)} {self.kept_roots!r}".encode())
         return digest.hexdigest()[:32]
 
 
-def _role(item: Item) -> str | None:
-    role = item.attrs.get("role")
-    return str(role.key[0]) if isinstance(role, Ref) else None
+def references(item: Item) -> list[Ref]:
+    """The objects an item refers to."""
+    out: list[Ref] = []
+    for value in item.attrs.values():
+        if isinstance(value, Ref):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for v in value if isinstance(v, Ref))
+    return out
 
 
 class Builder:
@@ -153,13 +191,13 @@ class Builder:
         item = self.items[ref]
         self.items[ref] = Item(item.type, {k: v for k, v in item.attrs.items() if k not in fields})
 
-    def result(self, blocked: Iterable[str], blocked_roles: Iterable[str]) -> Desired:
+    def result(self, kept_types: Iterable[str], kept_roots: Iterable[Root]) -> Desired:
         return Desired(
             dict(self.items),
             tuple(self.skipped),
             tuple(self.mismatches),
-            frozenset(blocked),
-            frozenset(blocked_roles),
+            frozenset(kept_types),
+            tuple(kept_roots),
         )
 
 
@@ -189,6 +227,6 @@ def build_desired(inventory: Inventory, fabric: FabricConfig, now: datetime) -> 
     vpc.build(builder)
     health.build(builder)
     complete = set(inventory.served)
-    blocked = {t for t, kinds in SOURCES.items() if not set(kinds) <= complete}
-    roles = {role for role, kind in ROLE_SOURCES.items() if kind not in complete}
-    return builder.result(blocked, roles)
+    kept_types = {t for t, kinds in SOURCES.items() if not set(kinds) <= complete}
+    roots = [root for kind, roots in ROOTS.items() if kind not in complete for root in roots]
+    return builder.result(kept_types, roots)

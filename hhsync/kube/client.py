@@ -7,6 +7,7 @@ not served is reported as absent by discovery, never listed as empty.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 from pathlib import Path
@@ -19,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from hhsync import logs
 from hhsync.deadline import Deadline
 from hhsync.errors import HhsyncError, SourceError
 from hhsync.kube.kinds import GROUPS, KINDS, Kind
@@ -38,7 +40,9 @@ class KubeSource:
     ) -> None:
         self.namespace = namespace
         self.timeout = timeout
+        user = _user(kubeconfig, context)
         cfg = client.Configuration()
+        logs.register(_credentials(cfg, user))  # before an error could quote them
         try:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig),
@@ -48,7 +52,9 @@ class KubeSource:
             )
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as e:
             where = f"context {context!r} of " if context else ""
-            raise SourceError(f"cannot use {where}kubeconfig {kubeconfig}: {e}") from None
+            raise SourceError(
+                logs.redact(f"cannot use {where}kubeconfig {kubeconfig}: {e}")
+            ) from None
         if _is_loopback(cfg.host):
             cfg.proxy = None  # the client takes proxies from the environment; never for loopback
         cfg.retries = urllib3.Retry(
@@ -62,7 +68,16 @@ class KubeSource:
             retry_after_max=10,
         )
         self.location = cfg.host
-        self.uses_exec = _uses_exec(kubeconfig, context)
+        self.uses_exec = "exec" in user
+        logs.register(_credentials(cfg, user))
+        refresh: Any = cfg.refresh_api_key_hook
+        if refresh is not None:  # an exec plugin's or auth provider's next token is secret too
+
+            def refreshed(c: client.Configuration) -> None:
+                refresh(c)
+                logs.register(_credentials(c, {}))
+
+            cfg.refresh_api_key_hook = refreshed  # type: ignore[assignment]
         self.api = client.ApiClient(cfg)
         self.requests = 0
 
@@ -145,12 +160,14 @@ class KubeSource:
                 raise _Expired() from None
             if e.status == 404 and method.__name__.startswith(("list", "get_api_resources")):
                 raise Absent(what) from None
-            raise SourceError(self._api_error(what, e)) from None
+            raise SourceError(logs.redact(self._api_error(what, e))) from None
         except urllib3.exceptions.HTTPError as e:
             deadline.check()  # a timeout cut short by the run deadline is the deadline's failure
             raise SourceError(self._transport_error(what, e, timeout[1])) from None
         except (ValueError, TypeError) as e:  # an answer that is not what Kubernetes sends
-            raise SourceError(f"{what} at {self.location}: unexpected answer: {e}") from None
+            raise SourceError(
+                logs.redact(f"{what} at {self.location}: unexpected answer: {e}")
+            ) from None
 
     def _api_error(self, what: str, e: ApiException) -> str:
         where = f"{what} at {self.location}"
@@ -231,12 +248,43 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _uses_exec(kubeconfig: Path, context: str | None) -> bool:
-    """Whether the chosen user authenticates with an exec plugin (only to word a 401 message)."""
+def _user(kubeconfig: Path, context: str | None) -> dict[str, Any]:
+    """The kubeconfig's user entry for `context` (empty when it cannot be read)."""
     try:
         doc = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
         name = context or doc["current-context"]
         user = next(c["context"]["user"] for c in doc["contexts"] if c["name"] == name)
-        return any("exec" in (u.get("user") or {}) for u in doc["users"] if u["name"] == user)
+        found = next(u.get("user") or {} for u in doc["users"] if u["name"] == user)
+        return found if isinstance(found, dict) else {}
     except Exception:
-        return False
+        return {}
+
+
+def _read(path: Any) -> str:
+    try:
+        return Path(str(path)).read_text(encoding="utf-8") if path else ""
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _decoded(data: Any) -> str:
+    try:
+        return base64.b64decode(str(data)).decode() if data else ""
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def _credentials(cfg: client.Configuration, user: dict[str, Any]) -> list[str]:
+    """Every secret the kubeconfig gave: tokens (also an exec plugin's output, which the client
+    keeps as api_key), a basic-auth password, and the client key, as written and as loaded."""
+    found: list[Any] = [str(v) for v in (cfg.api_key or {}).values()]
+    found += [v.partition(" ")[2] for v in found]  # "Bearer <token>"
+    found += [cfg.password, user.get("token"), user.get("password"), user.get("client-key-data")]
+    keys = [
+        _read(cfg.key_file),
+        _read(user.get("client-key")),
+        _decoded(user.get("client-key-data")),
+    ]
+    for key in keys:
+        found += [key.strip(), *(line for line in key.splitlines() if len(line) >= 16)]
+    return [s for s in found if isinstance(s, str) and s]

@@ -21,7 +21,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from hhsync import __version__
+from hhsync import __version__, logs
 from hhsync.config import NetboxConfig, Secret
 from hhsync.deadline import Deadline
 from hhsync.errors import NetboxError
@@ -41,7 +41,7 @@ class NetBox:
         self.url = display_url(cfg.url)  # for messages: never the URL's credentials
         self.base = cfg.url
         self.timeout = cfg.timeout
-        self.secrets = [s for s in (str(token), *_credentials(cfg.url)) if s]
+        logs.register([str(token), str(token).partition(".")[2], *_credentials(cfg.url)])
         self.api = pynetbox.api(cfg.url, token=str(token))
         session = _Session((CONNECT_TIMEOUT, cfg.timeout))
         session.trust_env = not _is_loopback(cfg.url)
@@ -114,11 +114,8 @@ class NetBox:
 
     def _clean(self, error: NetboxError) -> NetboxError:
         """The error without the token or URL credentials, whatever quoted them."""
-        text, data = str(error), json.dumps(error.data) if error.data is not None else None
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-            data = data.replace(secret, "***") if data is not None else None
-        return NetboxError(text, json.loads(data) if data is not None else None)
+        data = json.loads(logs.redact(json.dumps(error.data))) if error.data is not None else None
+        return NetboxError(logs.redact(str(error)), data)
 
     def _transport_error(self, e: Exception, what: str, read: float) -> NetboxError:
         if isinstance(e, requests.exceptions.SSLError):

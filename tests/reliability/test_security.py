@@ -185,6 +185,41 @@ def test_tokens_never_appear_in_errors(secured: Fabric) -> None:
     assert {what: names for what, names in found.items() if names} == {}
 
 
+EXEC_TOKEN = "exec-plugin-token-4c1d9e7f2a6b8d0c3e5f7a9b"
+
+
+def test_kubernetes_credentials_never_appear_in_errors(secured: Fabric) -> None:
+    """The Kubernetes API (or a proxy in front of it) answers with a Status that quotes the
+    request's bearer token: the kubeconfig's own token, then the token an exec credential plugin
+    produced. The runs fail; their output (with -v tracebacks and -vv client logs) and what they
+    record in NetBox carry neither token."""
+    fabric, nb = secured, secured.netbox
+    plugin = fabric.tmp / "plugin.py"
+    credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                  "status": {"token": EXEC_TOKEN}}  # fmt: skip
+    plugin.write_text(f"import json\nprint(json.dumps({credential!r}))\n")
+    outputs = {}
+    for name, token in (("kubeconfig token", KUBE_TOKEN), ("exec plugin token", EXEC_TOKEN)):
+        if token == EXEC_TOKEN:
+            fabric.kube.token = EXEC_TOKEN
+            fabric.kube.write_kubeconfig(
+                fabric.tmp / "kubeconfig", exec_command=[sys.executable, str(plugin)]
+            )
+        fabric.kube.fault(
+            "/switches$", status=500, message=f"admission denied for Bearer {token}", times=None
+        )
+        for args in (("-v", "sync", "dc1", "--force"), ("-vv", "sync", "dc1", "--force", "--json")):
+            code, text = run(fabric, *args)
+            assert code == 1, text[-2000:]
+            assert "admission denied for Bearer ***" in text, text[-2000:]
+            outputs[f"{name}: {' '.join(args)}"] = text
+        fabric.kube.clear_faults()
+    outputs["NetBox"] = netbox_text(nb)
+    texts = {what: [n for n, s in (("kube", KUBE_TOKEN), ("exec", EXEC_TOKEN)) if s in t]
+             for what, t in outputs.items()}  # fmt: skip
+    assert {what: names for what, names in texts.items() if names} == {}
+
+
 def test_tokens_never_appear_when_netbox_is_unreachable_or_the_token_file_is_malformed(
     secured: Fabric,
 ) -> None:

@@ -37,3 +37,17 @@ def test_version_and_usage_errors() -> None:
         "hhsync: error: /nonexistent.toml: cannot read the configuration file: "
         "No such file or directory\n"
     )
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("name", ["", *sorted(COMMANDS)])
+def test_help_texts_are_shown_as_written(name: str) -> None:
+    """No markup language eats part of a help text ("[run] metrics_file" once lost "[run]")."""
+    command = COMMANDS[name] if name else typer.main.get_command(app)
+    result = CliRunner().invoke(app, [*([name] if name else []), "--help"], env={"COLUMNS": "400"})
+    shown = _words(result.output)
+    texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+    assert [t for t in texts if _words(t) not in shown] == []

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hhsync.config import FabricConfig
-from hhsync.desired import Desired, build_desired
+from hhsync.desired import Desired, Root, build_desired
 from hhsync.kube.source import Inventory
 from hhsync.model import Ref
 
@@ -319,5 +319,5 @@ def test_malformed_switches_are_skipped(sw: dict[str, Any], message: str) -> Non
 def test_deletes_are_blocked_for_types_whose_kinds_were_not_listed() -> None:
     inventory = Inventory({"Switch": (switch("leaf-01"),)}, {"Switch": W, "Server": W})
     d = build_desired(inventory, FABRIC, NOW)
-    assert {"interface", "cable", "lag"} <= d.blocked and "device" not in d.blocked
-    assert d.blocked_roles == {"gateway"}
+    assert {"interface", "cable", "lag"} <= d.kept_types and "device" not in d.kept_types
+    assert d.kept_roots == (Root("device", "role", Ref("device_role", ("gateway",))),)

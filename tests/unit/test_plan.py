@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hhsync.desired import Desired
+from hhsync.desired import Desired, Root
 from hhsync.model import Item, Ref
 from hhsync.plan import Record, make_plan
 from hhsync.report import plan_rows
@@ -81,7 +81,7 @@ def test_update_sends_only_changed_fields_and_unchanged_counts() -> None:
 def test_identical_state_is_an_empty_plan() -> None:
     items = (device("leaf-01"), interface("leaf-01", "E1/1"))
     plan = make_plan(desired(*items), owned(*items))
-    assert plan.changes == () and plan.unchanged == 2 and not plan.writes
+    assert plan.changes == () and plan.unchanged == 2
 
 
 def test_fields_left_out_of_desired_are_not_compared() -> None:
@@ -129,8 +129,26 @@ def test_adopt_never_steals_from_another_fabric() -> None:
 
 def test_deletes_wait_for_complete_listings() -> None:
     current = owned(device("leaf-01"), interface("leaf-01", "E1/1"))
-    plan = make_plan(desired(device("leaf-01"), blocked=frozenset({"interface"})), current)
+    plan = make_plan(desired(device("leaf-01"), kept_types=frozenset({"interface"})), current)
     assert plan.changes == () and plan.kept == 1
+
+
+def test_an_unlisted_optional_kind_keeps_what_it_built_however_indirectly() -> None:
+    # The Gateway kind is not served this run: its device, the device's port, the IP on that
+    # port and the cable to it all stay, while what other kinds built is still pruned.
+    gateway = Item("device", {**device("gw-1").attrs, "role": Ref("device_role", ("gateway",))})
+    gw_port, leaf_port = interface("gw-1", "enp2s1"), interface("leaf-01", "E1/9")
+    cable = Item(
+        "cable", {"a_end": gw_port.ref, "b_end": leaf_port.ref, "label": "c", "description": ""}
+    )
+    stale = interface("leaf-01", "E1/10")
+    current = owned(
+        device("leaf-01"), gateway, gw_port, leaf_port, ip("10.0.0.1/31", gw_port), cable, stale
+    )
+    roots = (Root("device", "role", Ref("device_role", ("gateway",))),)
+    plan = make_plan(desired(device("leaf-01"), leaf_port, kept_roots=roots), current)
+    assert [(c.action, str(c.ref)) for c in plan.changes] == [("delete", "leaf-01 E1/10")]
+    assert plan.kept == 4
 
 
 def test_mass_delete_is_refused_unless_allowed() -> None:
