@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,6 @@ FABRIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 DEFAULT_PATHS = (Path("/etc/hhsync/config.toml"), Path("~/.config/hhsync/config.toml"))
 TOKEN_ENV = "HHSYNC_NETBOX_TOKEN"
 CREDENTIAL_NAME = "netbox.token"
-FABRIC_KEYS = {
-    "namespace",
-    "interval",
-    "deadline",
-    "enabled",
-    "adopt",
-    "max_delete_fraction",
-    "heartbeat_stale",
-    "timeout",
-}
-WIRING_KEYS = {"site", "kubeconfig", "context", "source"}
 
 
 class Secret(str):
@@ -44,38 +33,123 @@ class Secret(str):
         return "Secret('***')"
 
 
+def key(
+    convert: str,
+    meaning: str,
+    *,
+    default: Any = MISSING,
+    shown: str | None = None,
+    defaults: bool = False,
+) -> Any:
+    """A configuration key, declared once as a field of its section's dataclass: `convert` names
+    the `_Reader` method that checks its value, `meaning` is the README's one line, `shown` the
+    default as the README gives it, and `defaults` whether `[defaults]` may set it too."""
+    meta = {"convert": convert, "meaning": meaning, "shown": shown, "defaults": defaults}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class NetboxConfig:
-    url: str
-    token_file: Path | None = None
-    verify_tls: bool = True
-    ca_bundle: Path | None = None
-    timeout: float = 30.0
+    url: str = key("url", "NetBox base URL")
+    token_file: Path | None = key(
+        "path_value",
+        "file holding the API token (v1 or v2 `nbt_...`); `HHSYNC_NETBOX_TOKEN` or a systemd "
+        "credential `netbox.token` take precedence; a file readable by others gives a warning",
+        default=None,
+    )
+    verify_tls: bool = key(
+        "boolean",
+        "TLS verification (a self-signed NetBox is refused with a message saying to set "
+        "`ca_bundle`); `false` works but warns on every run",
+        default=True,
+    )
+    ca_bundle: Path | None = key("existing_file", "a private CA for NetBox's TLS", default=None)
+    timeout: float = key("seconds", "seconds per NetBox request", default=30.0, shown="30")
 
 
 @dataclass(frozen=True)
 class FabricConfig:
-    name: str
-    site: str
-    kubeconfig: Path | None = None
-    context: str | None = None
-    source: Path | None = None
-    namespace: str = "default"
-    interval: int = 300
-    deadline: int = 240
-    enabled: bool = True
-    adopt: bool = False
-    max_delete_fraction: float = 0.5
-    heartbeat_stale: int = 180
-    timeout: float = 30.0  # seconds per Kubernetes request
+    name: str  # the [fabrics.NAME] table's name
+    site: str = key("slug", "NetBox site slug (created if missing); one fabric per site")
+    kubeconfig: Path | None = key(
+        "existing_file",
+        "the fabric's Kubernetes API (exactly one of `kubeconfig` or `source`)",
+        default=None,
+    )
+    context: str | None = key("string", "the kubeconfig's context to use", default=None)
+    source: Path | None = key(
+        "source",
+        '`"file:PATH"`: YAML files (multi-document, `kind: List`, `kubectl get -o yaml`, '
+        "hhfab wiring) instead of a Kubernetes API",
+        default=None,
+    )
+    namespace: str = key(
+        "string", "namespace of the Hedgehog objects", default="default", defaults=True
+    )
+    interval: int = key(
+        "duration",
+        'sync cadence: `300`, `"300s"`, `"5m"`, `"1h30m"`',
+        default=300,
+        shown="`5m`",
+        defaults=True,
+    )
+    deadline: int = key(
+        "duration",
+        "a run stops by then",
+        default=240,
+        shown="4/5 of interval",
+        defaults=True,
+    )
+    enabled: bool = key(
+        "boolean",
+        "`sync --all` and the timers skip disabled fabrics",
+        default=True,
+        defaults=True,
+    )
+    adopt: bool = key(
+        "boolean",
+        "take over unowned NetBox objects with the same natural key",
+        default=False,
+        defaults=True,
+    )
+    max_delete_fraction: float = key(
+        "fraction",
+        "refuse a plan deleting more of the owned objects",
+        default=0.5,
+        defaults=True,
+    )
+    heartbeat_stale: int = key(
+        "duration",
+        "Agent heartbeat age that marks a switch offline",
+        default=180,
+        shown="`3m`",
+        defaults=True,
+    )
+    timeout: float = key(
+        "seconds", "seconds per Kubernetes request", default=30.0, shown="30", defaults=True
+    )
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    parallel: int = 4
-    lock_wait: int = 30
-    state_dir: Path | None = None
-    metrics_file: Path | None = None
+    parallel: int = key("positive_int", "fabrics that `sync --all` runs at once", default=4)
+    lock_wait: int = key(
+        "wait",
+        "how long a run waits for another run of its fabric before exiting 3",
+        default=30,
+        shown="`30s`",
+    )
+    state_dir: Path | None = key(
+        "path_value",
+        "where the fabrics' lock files live (default: `$STATE_DIRECTORY`, `/var/lib/hhsync` or "
+        "`~/.local/state/hhsync`)",
+        default=None,
+    )
+    metrics_file: Path | None = key(
+        "path_value",
+        "Prometheus text file for node_exporter's textfile collector",
+        default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +166,14 @@ class Config:
         except KeyError:
             known = ", ".join(self.fabrics) or "none"
             raise ConfigError(f'{self.path}: no fabric "{name}" (configured: {known})') from None
+
+
+SECTIONS: dict[str, type] = {"[netbox]": NetboxConfig, "fabric": FabricConfig, "[run]": RunConfig}
+
+
+def keys(section: type) -> list[Field[Any]]:
+    """The configuration keys of a section's dataclass, in declaration order."""
+    return [f for f in fields(section) if "convert" in f.metadata]
 
 
 def find_config(explicit: Path | None) -> Path:
@@ -232,55 +314,26 @@ class _Reader:
                 raise self.fail(where, f"unknown key{suggestion}")
 
     def take(
-        self, table: dict[str, Any], section: str, specs: dict[str, Convert]
+        self, table: dict[str, Any], section: str, allowed: list[Field[Any]]
     ) -> dict[str, Any]:
-        self.check_keys(table, section, set(specs))
-        return {key: specs[key](table[key], f"{section} {key}") for key in table}
+        """The table's values, each checked by the converter its key declares."""
+        converters: dict[str, Convert] = {
+            f.name: getattr(self, f.metadata["convert"]) for f in allowed
+        }
+        self.check_keys(table, section, set(converters))
+        return {key: converters[key](table[key], f"{section} {key}") for key in table}
 
     def netbox(self, table: dict[str, Any]) -> NetboxConfig:
-        values = self.take(
-            table,
-            "[netbox]",
-            {
-                "url": self.url,
-                "token_file": self.path_value,
-                "verify_tls": self.boolean,
-                "ca_bundle": self.existing_file,
-                "timeout": self.seconds,
-            },
-        )
+        values = self.take(table, "[netbox]", keys(NetboxConfig))
         if "url" not in values:
             raise self.fail("[netbox] url", "required")
         return NetboxConfig(**values)
 
     def run(self, table: dict[str, Any]) -> RunConfig:
-        values = self.take(
-            table,
-            "[run]",
-            {
-                "parallel": self.positive_int,
-                "lock_wait": self.wait,
-                "state_dir": self.path_value,
-                "metrics_file": self.path_value,
-            },
-        )
-        return RunConfig(**values)
+        return RunConfig(**self.take(table, "[run]", keys(RunConfig)))
 
     def fabric_values(self, table: dict[str, Any], section: str) -> dict[str, Any]:
-        return self.take(
-            table,
-            section,
-            {
-                "namespace": self.string,
-                "interval": self.duration,
-                "deadline": self.duration,
-                "enabled": self.boolean,
-                "adopt": self.boolean,
-                "max_delete_fraction": self.fraction,
-                "heartbeat_stale": self.duration,
-                "timeout": self.seconds,
-            },
-        )
+        return self.take(table, section, [f for f in keys(FabricConfig) if f.metadata["defaults"]])
 
     def fabrics(self, table: dict[str, Any], defaults: dict[str, Any]) -> dict[str, FabricConfig]:
         fabrics: dict[str, FabricConfig] = {}
@@ -295,20 +348,8 @@ class _Reader:
                 )
             if not isinstance(body, dict):
                 raise self.fail(section, f"expected a table, got {_show(body)}")
-            self.check_keys(body, section, FABRIC_KEYS | WIRING_KEYS)
-            own = {k: v for k, v in body.items() if k in FABRIC_KEYS}
-            values = {**defaults, **self.fabric_values(own, section)}
-            wiring = self.take(
-                {k: v for k, v in body.items() if k in WIRING_KEYS},
-                section,
-                {
-                    "site": self.slug,
-                    "kubeconfig": self.existing_file,
-                    "context": self.string,
-                    "source": self.source,
-                },
-            )
-            fabric = self.fabric(name, section, {**values, **wiring})
+            values = {**defaults, **self.take(body, section, keys(FabricConfig))}
+            fabric = self.fabric(name, section, values)
             if fabric.site in sites:
                 raise self.fail(
                     f"{section} site",
