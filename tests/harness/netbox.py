@@ -1,8 +1,8 @@
 """A throwaway NetBox 4.7.3 on 127.0.0.1 for integration tests, the demo and benchmarks.
 
-Follows /work/shared/netbox/RECIPE.md: NetBox from PyPI in its own Python >= 3.12 venv, PostgreSQL
-and Redis on loopback, a schema dump instead of the 6-7 minute ``migrate``, a seeded template
-database that every instance clones, and gunicorn as the server.
+Follows shared/netbox/RECIPE.md (beside the repository): NetBox from PyPI in its own Python
+>= 3.12 venv, PostgreSQL and Redis on loopback, a schema dump instead of the 6-7 minute
+``migrate``, a seeded template database that every instance clones, and gunicorn as the server.
 
 Stdlib + requests only (no pytest), so scripts and benchmarks can use it too::
 

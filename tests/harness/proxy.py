@@ -66,6 +66,8 @@ class Fault:
     forward_first: bool
     hits: int = 0
     seen: int = 0
+    # Set when a request it answers arrives (before any delay): tests wait on it, never sleep.
+    arrived: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _remove: Callable[[Fault], None] = field(default=lambda _f: None, repr=False, compare=False)
 
     def remove(self) -> None:
@@ -353,6 +355,7 @@ class FaultProxy:
                 if fault.times is not None and fault.hits >= fault.times:
                     continue
                 fault.hits += 1
+                fault.arrived.set()
                 return fault
         return None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import threading
 import time
@@ -27,20 +26,10 @@ from kubernetes.client.exceptions import (
 )
 
 from tests.harness.fakekube import DEFAULT_TOKEN, EXPIRED, NOT_FOUND, FakeKube
+from tests.shared import hedgehog as shared
 
-HEDGEHOG = Path("/work/shared/hedgehog")
 WIRING = "wiring.githedgehog.com"
 CRD_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-
-
-def shared(relative: str) -> Path:
-    """A file of the shared Hedgehog reference data; skip without it, except in CI."""
-    path = HEDGEHOG / relative
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing; CI must provide /work/shared/hedgehog")
-        pytest.skip(f"{path} is missing (the shared Hedgehog reference data is not mounted)")
-    return path
 
 
 @pytest.fixture(autouse=True)

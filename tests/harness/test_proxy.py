@@ -28,6 +28,7 @@ class Upstream(LoopbackServer):
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(handler)
         self.seen: list[tuple[str, str, bytes, int]] = []
+        self.closed = threading.Event()  # a connection ended
         self.url = f"http://127.0.0.1:{self.port}"
 
 
@@ -73,6 +74,10 @@ class EchoHandler(BaseHTTPRequestHandler):
 
 class QuickIdleHandler(EchoHandler):
     timeout = 0.2  # closes idle keep-alive connections fast, like a reloading gunicorn
+
+    def finish(self) -> None:
+        super().finish()
+        cast(Upstream, self.server).closed.set()
 
 
 @pytest.fixture(autouse=True)
@@ -206,10 +211,10 @@ def test_a_request_whose_client_gave_up_still_lands_and_wait_idle_waits_for_it(
     assert 0.3 <= time.monotonic() - started < 1.5
     assert [(m, p) for m, p, _, _ in upstream.seen] == [("POST", SITES)]
     assert [(r.method, r.status) for r in proxy.log] == [("POST", 201)]
-    proxy.fault(SITES, delay=1)
+    slow = proxy.fault(SITES, delay=1)
     client = threading.Thread(target=lambda: http.get(f"{proxy.url}{SITES}", timeout=10))
     client.start()
-    time.sleep(0.2)
+    assert slow.arrived.wait(5)
     with pytest.raises(TimeoutError, match=r"a request was still in flight after 0\.2s"):
         proxy.wait_idle(timeout=0.2)
     client.join()
@@ -273,7 +278,7 @@ def test_reconnects_when_the_upstream_closed_an_idle_connection(http: requests.S
     try:
         with FaultProxy(server.url) as proxy:
             assert http.post(f"{proxy.url}{SITES}", json={"n": 1}).status_code == 201
-            time.sleep(0.4)
+            assert server.closed.wait(5)  # the upstream closed the idle connection
             assert http.post(f"{proxy.url}{SITES}", json={"n": 2}).status_code == 201
         assert [s[2] for s in server.seen] == [b'{"n": 1}', b'{"n": 2}']
         assert len({s[3] for s in server.seen}) == 2

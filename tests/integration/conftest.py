@@ -19,19 +19,12 @@ from hhsync.cli import app
 from tests.harness.fakekube import FakeKube
 from tests.harness.netbox import NetBoxInstance, reads_retried
 from tests.harness.proxy import FaultProxy
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "hedgehog"
+from tests.shared import hedgehog
 
 
 def shared(relative: str) -> Path:
-    """A file of ../shared/hedgehog; CI always has it, elsewhere its absence skips the test."""
-    path = SHARED / relative
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing: CI must have ../shared beside the checkout")
-        pytest.skip(f"{path} is missing (../shared/hedgehog is not beside this checkout)")
-    return path
+    """A file of shared/hedgehog (see tests/shared.py)."""
+    return hedgehog(relative)
 
 
 BOOKKEEPING = {  # writes that are not inventory: set-up, the site, its sync state and journal

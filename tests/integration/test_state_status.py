@@ -71,8 +71,8 @@ def test_fresh_stale_failed_and_forced(fabric: Fabric) -> None:
         retried.stdout.startswith("dc1: created 0,") and site_state(fabric)["hhsync_result"] == "ok"
     )
 
+    set_state(fabric, last_attempt=minutes_ago(1))  # stored times have one-second resolution
     before = site_state(fabric)["hhsync_last_attempt"]
-    time.sleep(1.1)  # stored times have one-second resolution
     forced = fabric.cli("sync", "dc1", "--force")
     assert forced.stdout.startswith("dc1: created 0,")
     assert site_state(fabric)["hhsync_last_attempt"] > before
@@ -185,17 +185,13 @@ def test_kubernetes_that_never_answers_ends_by_the_deadline(fabric: Fabric) -> N
 
 def test_sigterm_stops_at_a_safe_point_and_records_it(fabric: Fabric) -> None:
     serve(fabric, example())
-    fabric.proxy.fault("/api/dcim/devices/", method="POST", delay=3, times=None)
+    devices = fabric.proxy.fault("/api/dcim/devices/", method="POST", delay=3, times=None)
     run = subprocess.Popen(
         [sys.executable, "-m", "hhsync", "--config", str(fabric.config), "sync", "dc1"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60  # the IP ranges are the last writes before the devices
-    while not any(r.method == "POST" and "/ip-ranges/" in r.path for r in fabric.proxy.log):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(1)  # now inside the device POST, which NetBox answers after 3 s
+    assert devices.arrived.wait(60)  # inside the device POST, which NetBox answers after 3 s
     run.send_signal(signal.SIGTERM)
     out, _ = run.communicate(timeout=60)
     assert run.returncode == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,14 @@ from hhsync.errors import SourceError
 from hhsync.kube.files import FileSource
 from hhsync.kube.kinds import BY_NAME, KINDS
 from hhsync.kube.source import discover
+from tests.shared import hedgehog
 
-SAMPLES = Path("/work/shared/hedgehog/samples")
 WIRING = "wiring.githedgehog.com"
 REQUIRED = {k.kind: f"{k.group}/v1beta1" for k in KINDS if not k.optional}
 
 
 def sample(relative: str) -> Path:
-    """A shared Hedgehog sample; its absence skips the test, except in CI."""
-    path = SAMPLES / relative
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing; CI must provide /work/shared/hedgehog")
-        pytest.skip(f"{path} is missing (the shared Hedgehog reference data is not mounted)")
-    return path
+    return hedgehog(f"samples/{relative}")
 
 
 def write(root: Path, relative: str, text: str) -> Path:

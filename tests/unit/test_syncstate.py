@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -150,17 +152,18 @@ def test_metrics_merge_keeps_other_fabrics_and_parses(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] != [] and not list(tmp_path.glob(".hhsync*"))
 
 
-def _hold(directory: str, seconds: float) -> None:
+def _hold(directory: str, held: Any) -> None:
     with fabric_lock(Path(directory), "dc1", 0):
-        time.sleep(seconds)
+        held.set()
+        threading.Event().wait(60)  # until killed
 
 
 def test_lock_busy_then_free_after_a_kill(tmp_path: Path) -> None:
-    holder = multiprocessing.get_context("fork").Process(target=_hold, args=(str(tmp_path), 60))
+    fork = multiprocessing.get_context("fork")
+    held = fork.Event()
+    holder = fork.Process(target=_hold, args=(str(tmp_path), held))
     holder.start()
-    while not (tmp_path / "dc1.lock").exists():
-        time.sleep(0.01)
-    time.sleep(0.2)
+    assert held.wait(30)
     started = time.monotonic()
     with pytest.raises(BusyError) as e, fabric_lock(tmp_path, "dc1", 0.5):
         pass
