@@ -14,7 +14,8 @@ from hhsync.kube.source import Source
 from hhsync.netbox.client import NetBox, display_url
 from hhsync.netbox.permissions import missing_permissions
 
-MIN_NETBOX = (4, 2)
+MIN_NETBOX = (4, 7)  # the oldest NetBox hhsync is tested with (`make test` runs TESTED_NETBOX)
+TESTED_NETBOX = "4.7.3"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,13 @@ def _netbox(config: Config, open_netbox: Callable[[], NetBox]) -> Check:
             version = str(status["netbox-version"])
             if _version(version) < MIN_NETBOX:
                 need = ".".join(map(str, MIN_NETBOX))
-                return Check("netbox", target, False, f"NetBox {version} is too old: need {need}+")
+                return Check(
+                    "netbox",
+                    target,
+                    False,
+                    f"NetBox {version} is older than {need}, the oldest version hhsync supports "
+                    f"(it is tested with {TESTED_NETBOX}): upgrade NetBox",
+                )
             user = netbox.call("GET", "authentication-check/", deadline)
             missing = missing_permissions(netbox, deadline)
         finally:

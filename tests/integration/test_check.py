@@ -177,3 +177,24 @@ def test_unknown_fabric_is_a_usage_error(fabric: Fabric) -> None:
     result = fabric.cli("check", "nope")
     assert result.exit_code == 2
     assert result.stderr == f'hhsync: error: {fabric.config}: no fabric "nope" (configured: dc1)\n'
+
+
+def test_a_netbox_older_than_4_7_is_refused(fabric: Fabric) -> None:
+    old = {"netbox-version": "4.6.2", "python-version": "3.12.1", "plugins": {}}
+    fabric.proxy.fault("^/api/status/$", status=200, body=json.dumps(old).encode(), times=None)
+    code, results = checks(fabric)
+    assert code == 1
+    assert results[1] == {
+        "name": "netbox",
+        "target": fabric.proxy.url,
+        "ok": False,
+        "detail": "NetBox 4.6.2 is older than 4.7, the oldest version hhsync supports (it is "
+        "tested with 4.7.3): upgrade NetBox",
+    }
+
+
+def test_the_tested_netbox_is_the_one_the_tests_run() -> None:
+    from hhsync.check import TESTED_NETBOX
+    from tests.harness.netbox import NETBOX_VERSION
+
+    assert TESTED_NETBOX == NETBOX_VERSION
