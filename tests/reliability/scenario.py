@@ -681,8 +681,8 @@ def consistent(row: Obj) -> list[str]:
         if state not in ("in_sync", "out_of_sync"):
             problems.append(f"result ok but state {state}")
     elif result == "error":
-        if success is not None and attempt is not None and success >= attempt:
-            problems.append(f"result error but last_success {success} >= last_attempt {attempt}")
+        if success is not None and attempt is not None and success > attempt:
+            problems.append(f"result error but last_success {success} > last_attempt {attempt}")
         if state != "error":
             problems.append(f"result error but state {state}")
         if not row.get("message"):
