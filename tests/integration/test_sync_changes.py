@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.integration.conftest import ROOT, Fabric
+from tests.integration.conftest import Fabric
 from tests.integration.contents import expected, read
 from tests.integration.test_sync_wiring import objects, serve, sync_ok
+from tests.shared import ROOT
 
 
 def example() -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from tests.integration.conftest import ROOT, Fabric, golden, shared, state_only
+from tests.integration.conftest import Fabric, golden, shared, state_only
 from tests.integration.contents import expected, read
+from tests.shared import ROOT
 
 
 def objects(path: Path) -> list[dict[str, Any]]:
