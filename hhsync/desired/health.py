@@ -22,6 +22,7 @@ from hhsync.syncstate import parse_time
 
 def build(b: Builder) -> None:
     if not b.inventory.complete("Agent"):
+        _leave_alone(b)
         return
     agents = {obj_name(a): a for a in b.inventory.items("Agent") if isinstance(a, dict)}
     switches = {
@@ -38,6 +39,17 @@ def build(b: Builder) -> None:
     lldp = {name: _lldp(agents.get(name)) for name in switches}
     for ref in [r for r in b.items if r.type == "cable"]:
         _cable(b, ref, lldp, profiles)
+
+
+def _leave_alone(b: Builder) -> None:
+    """Without Agents, what only they give stays as NetBox has it: a switch's serial when its
+    Switch object names none, and the LLDP findings in cable descriptions."""
+    for ref, item in list(b.items.items()):
+        if ref.type == "device" and item.attrs["role"].key[0] in SWITCH_ROLES:
+            if not item.attrs.get("serial"):
+                b.drop(ref, "serial")
+        elif ref.type == "cable":
+            b.drop(ref, "description")
 
 
 def _device(b: Builder, ref: Ref, attrs: Any, status: dict[str, Any]) -> None:
