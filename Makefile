@@ -22,9 +22,14 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers, each with its own NetBox: the suite waits on timeouts and on NetBox's CPU in
+# turns, and NetBox has two cores here. Whole files go to one worker (the reliability suite
+# carries NetBox's state from one test to the next).
+WORKERS ?= 2
+
 test: lint
 	@command -v systemd-analyze >/dev/null || scripts/install-systemd.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	HHSYNC_SKIP_NETBOX=1 $(BIN)/pytest tests/unit $(PYTEST_ARGS)
