@@ -11,8 +11,9 @@ from hhsync.deadline import unlimited
 from hhsync.errors import HhsyncError
 from hhsync.kube.kinds import KINDS
 from hhsync.kube.source import Source
+from hhsync.netbox import branches
 from hhsync.netbox.client import NetBox, display_url
-from hhsync.netbox.permissions import missing_permissions
+from hhsync.netbox.permissions import missing_branch_permissions, missing_permissions
 
 MIN_NETBOX = (4, 7)  # the oldest NetBox hhsync is tested with (`make test` runs TESTED_NETBOX)
 TESTED_NETBOX = "4.7.3"
@@ -34,6 +35,9 @@ def run_checks(
 ) -> list[Check]:
     checks = [Check("config", str(config.path), True, _config_detail(config))]
     checks.append(_netbox(config, open_netbox))
+    needed = sorted(f.name for f in config.fabrics.values() if f.branch != "off")
+    if needed:
+        checks.append(_branching(config, open_netbox, needed))
     checks.extend(_fabric(fabric, open_source) for fabric in fabrics)
     return checks
 
@@ -78,6 +82,43 @@ def _netbox(config: Config, open_netbox: Callable[[], NetBox]) -> Check:
             f"NetBox {version}, token of user {name} valid, but it may not: " + ", ".join(missing),
         )
     return Check("netbox", target, True, f"NetBox {version}, token valid (user {name})")
+
+
+def _branching(config: Config, open_netbox: Callable[[], NetBox], needed: list[str]) -> Check:
+    """The netbox-branching plugin, checked only when a fabric writes into branches."""
+    target = display_url(config.netbox.url)
+    try:
+        netbox = open_netbox()
+        try:
+            version = branches.plugin_version(netbox, unlimited())
+            missing = missing_branch_permissions(netbox, unlimited()) if version else []
+        finally:
+            netbox.close()
+    except HhsyncError as e:
+        return Check("branching", target, False, str(e))
+    users = ", ".join(needed)
+    if version is None:
+        return Check(
+            "branching",
+            target,
+            False,
+            f"the netbox-branching plugin is not installed, and fabric(s) {users} "
+            "write into branches (branch = review or merge)",
+        )
+    if missing:
+        return Check(
+            "branching",
+            target,
+            False,
+            f"netbox-branching {version}, but the token may not: {', '.join(missing)}",
+        )
+    return Check(
+        "branching",
+        target,
+        True,
+        f"netbox-branching {version}; the token may create, write and merge branches "
+        f"(used by {users})",
+    )
 
 
 def _fabric(fabric: FabricConfig, open_source: Callable[[FabricConfig], Source]) -> Check:

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a sync, check or `status --check` failed; 2 usage or co
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Iterator
@@ -19,9 +20,16 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from hhsync import __version__
+from hhsync import __version__, planfile
 from hhsync.check import run_checks
-from hhsync.config import Config, FabricConfig, find_config, load_config, load_token
+from hhsync.config import (
+    BRANCH_MODES,
+    Config,
+    FabricConfig,
+    find_config,
+    load_config,
+    load_token,
+)
 from hhsync.console import print_json, table
 from hhsync.deadline import unlimited
 from hhsync.errors import ConfigError, HhsyncError, UsageError
@@ -29,9 +37,10 @@ from hhsync.fanout import run_children
 from hhsync.kube.source import Source
 from hhsync.logs import redact, setup_logging
 from hhsync.mirror import Options, Outcome
-from hhsync.netbox.client import NetBox
+from hhsync.netbox import branches
+from hhsync.netbox.client import NetBox, display_url
 from hhsync.netbox.site import read_states
-from hhsync.report import PLAN_COLUMNS, outcome_json, plan_rows
+from hhsync.report import PLAN_COLUMNS, outcome_json, plan_document, plan_rows
 from hhsync.run import run_fabric
 from hhsync.status import COLUMNS as STATUS_COLUMNS
 from hhsync.status import in_sync as all_in_sync
@@ -183,6 +192,23 @@ def sync(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
     ] = False,
+    plan_out: Annotated[
+        str | None,
+        typer.Option(
+            "--plan-out",
+            metavar="FILE",
+            help="With --dry-run: save the plan as JSON for `hhsync apply` (- for stdout).",
+        ),
+    ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch",
+            metavar="MODE",
+            help="This run writes to main (off), into a branch to review, or a branch it "
+            "merges (merge), whatever the fabric's `branch` says.",
+        ),
+    ] = None,
     allow_mass_delete: Annotated[
         bool,
         typer.Option(
@@ -202,21 +228,116 @@ def sync(
         if metrics_file is not None:
             config = cli.override(run=replace(config.run, metrics_file=metrics_file.absolute()))
         targets = _targets(cli, fabrics, all_fabrics)
+        if branch is not None and branch not in BRANCH_MODES:
+            raise UsageError(f"--branch {branch}: expected one of {', '.join(BRANCH_MODES)}")
+        if plan_out is not None and (not dry_run or len(targets) != 1 or all_fabrics):
+            raise UsageError("--plan-out saves the plan of a --dry-run of one fabric")
+        _require_branching(cli, targets, branch, dry_run)
         if len(targets) == 1 and not all_fabrics:
-            outcome = _run_here(cli, targets[0], force, full, dry_run, allow_mass_delete)
+            options = Options(
+                dry_run=dry_run, full=full, allow_mass_delete=allow_mass_delete, branch=branch
+            )
+            outcome = _run_here(cli, targets[0], force, options)
             reports = [outcome_json(outcome)]
-            if dry_run and outcome.plan is not None and not as_json:
+            if plan_out is not None and outcome.plan is not None:
+                _save_plan(outcome, plan_out, cli.out)
+            elif dry_run and outcome.plan is not None and not as_json:
                 table(cli.out, PLAN_COLUMNS, plan_rows(outcome.plan))
         else:
             reports = run_children(config, targets, _child_argv(ctx), cli.verbose)
+    _report(cli, reports, as_json, to_stderr=plan_out == "-")
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    plan_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A plan saved by sync --dry-run --plan-out.")
+    ],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="When the fabric or NetBox moved since the plan, apply what is still valid.",
+        ),
+    ] = False,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete", help="Apply a plan deleting more than max_delete_fraction."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Apply a saved plan, exactly, if the fabric and NetBox are still as it saw them."""
+    cli: Cli = ctx.obj
+    with cli.errors():
+        config = cli.config()
+        saved = planfile.load(plan_file)
+        fabric = config.fabrics.get(saved.fabric)
+        if fabric is None:
+            raise ConfigError(
+                f"{plan_file}: the plan is for fabric {saved.fabric}, which {config.path} "
+                "does not configure"
+            )
+        if saved.netbox != display_url(config.netbox.url):
+            raise ConfigError(
+                f"{plan_file}: the plan was made against NetBox at {saved.netbox}; "
+                f"{config.path} points at {display_url(config.netbox.url)}"
+            )
+        options = Options(allow_mass_delete=allow_mass_delete, saved=saved, partial=force)
+        outcome = _run_here(cli, fabric, True, options)
+    _report(cli, [outcome_json(outcome)], as_json)
+
+
+def _report(
+    cli: Cli, reports: list[dict[str, Any]], as_json: bool, *, to_stderr: bool = False
+) -> NoReturn:
+    """Print each fabric's report (or all as JSON) and exit with the runs' code."""
     if as_json:
-        print_json(cli.out, {"fabrics": reports})
+        print_json(cli.err if to_stderr else cli.out, {"fabrics": reports})
     else:
         for report in reports:
             _warn(cli, report)
-            cli.out.print(report["summary"], markup=False)
+            (cli.err if to_stderr else cli.out).print(report["summary"], markup=False)
     results = {r["result"] for r in reports}
     raise typer.Exit(1 if "error" in results else 3 if "busy" in results else 0)
+
+
+def _save_plan(outcome: Outcome, where: str, out: Console) -> None:
+    text = json.dumps(plan_document(outcome), indent=2, sort_keys=True) + "\n"
+    if where == "-":
+        out.out(text, highlight=False, end="")
+        return
+    try:
+        Path(where).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--plan-out {where}: cannot write the plan: {e.strerror}") from None
+
+
+def _require_branching(
+    cli: Cli, targets: list[FabricConfig], override: str | None, dry_run: bool
+) -> None:
+    """A run that is to write into a branch needs NetBox's branching plugin: never fall back
+    to main without it."""
+    wanting = [f for f in targets if (override or f.branch) != "off"]
+    if dry_run or not wanting:
+        return
+    netbox = cli.netbox()
+    try:
+        if branches.plugin_version(netbox, unlimited()) is not None:
+            return
+    finally:
+        netbox.close()
+    where = (
+        f"--branch {override}"
+        if override
+        else f'{cli.config().path}: [fabrics.{wanting[0].name}] branch = "{wanting[0].branch}"'
+    )
+    raise ConfigError(
+        f"{where}: NetBox at {display_url(cli.config().netbox.url)} does not run the "
+        'netbox-branching plugin; install it, or set branch = "off" to write to main'
+    )
 
 
 NOT_FORWARDED = {"fabrics", "all_fabrics", "as_json"}  # each child gets its own name and --json
@@ -250,9 +371,7 @@ def _warn(cli: Cli, report: dict[str, Any]) -> None:
         cli.err.print(f"hhsync: warning: {fabric}: {line}", markup=False)
 
 
-def _run_here(
-    cli: Cli, fabric: FabricConfig, force: bool, full: bool, dry_run: bool, allow_mass_delete: bool
-) -> Outcome:
+def _run_here(cli: Cli, fabric: FabricConfig, force: bool, options: Options) -> Outcome:
     """One fabric in this process, with a progress bar on a terminal."""
     bar = Progress(console=cli.err, transient=True, disable=not cli.err.is_terminal or cli.quiet)
     task = bar.add_task(fabric.name, total=None)
@@ -264,7 +383,7 @@ def _run_here(
             open_source,
             clock=lambda: datetime.now(UTC),
             force=force,
-            options=Options(dry_run=dry_run, full=full, allow_mass_delete=allow_mass_delete),
+            options=options,
             progress=lambda advance, total: bar.update(task, total=total, advance=advance),
         )
 

@@ -128,6 +128,26 @@ class FabricConfig:
     timeout: float = key(
         "seconds", "seconds per Kubernetes request", default=30.0, shown="30", defaults=True
     )
+    branch: str = key(
+        "branch_mode",
+        'where a run writes: `"off"` into main; `"review"` into a NetBox branch that a person '
+        'merges; `"merge"` into a branch hhsync merges once the whole plan is in '
+        "(netbox-branching plugin)",
+        default="off",
+        shown='`"off"`',
+        defaults=True,
+    )
+    retire_after: int = key(
+        "wait",
+        "an owned object whose source left the fabric is first retired (status decommissioning "
+        "or deprecated, interfaces disabled) and deleted this long after; `0s` deletes at once",
+        default=0,
+        shown='`"0s"`',
+        defaults=True,
+    )
+
+
+BRANCH_MODES = ("off", "review", "merge")
 
 
 @dataclass(frozen=True)
@@ -416,6 +436,12 @@ class _Reader:
         if seconds is None or seconds < 0:
             raise self.fail(where, f'expected a duration like "30s", "1m" or 0, got {_show(value)}')
         return seconds
+
+    def branch_mode(self, value: Any, where: str) -> str:
+        if value not in BRANCH_MODES:
+            choices = ", ".join(f'"{m}"' for m in BRANCH_MODES)
+            raise self.fail(where, f"expected one of {choices}, got {_show(value)}")
+        return str(value)
 
     def slug(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]+", value):

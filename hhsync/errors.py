@@ -26,11 +26,13 @@ class SourceError(HhsyncError):
 
 
 class NetboxError(HhsyncError):
-    """NetBox refused, failed or could not be reached; `data` holds NetBox's own error body."""
+    """NetBox refused, failed or could not be reached; `data` holds NetBox's own error body and
+    `status` its HTTP status (None when it did not answer)."""
 
-    def __init__(self, message: str, data: Any = None) -> None:
+    def __init__(self, message: str, data: Any = None, status: int | None = None) -> None:
         super().__init__(message)
         self.data = data
+        self.status = status
 
 
 class BusyError(HhsyncError):

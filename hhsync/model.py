@@ -16,12 +16,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
 
 TAG = "hhsync"
 FABRIC_FIELD = "hhsync_fabric"
+RETIRED = "hhsync_retired"  # when hhsync retired an owned object whose source left the fabric
+OWNER_GROUP = "hhsync"  # NetBox's own owner group; each fabric is an owner `hhsync/<fabric>`
 
 Raw = dict[str, Any]
 Ids = Callable[["Ref"], int]  # the NetBox id of a Ref (raises when it has none yet)
@@ -254,6 +256,9 @@ class ObjectType:
     lookup: Lookup | None = None  # None: keyed by its ends (a cable), found through them
     shared: bool = False  # used by every fabric: created when missing, never changed or deleted
     filters: Mapping[str, str] = field(default_factory=dict)  # narrows a shared endpoint
+    # Retiring an object sets these fields to the first value; restoring it, when the fabric
+    # does not say otherwise, to the second (NetBox's default).
+    retire: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -288,7 +293,18 @@ def _all_fields() -> list[Field]:
 
 
 def _types(*types: ObjectType) -> dict[str, ObjectType]:
-    return {t.name: t for t in types}
+    """The types by name; every owned type also has its NetBox owner and retirement time."""
+    owned = (F("owner", fk("owner")), F(RETIRED, RETIRED_FIELD))
+    return {t.name: t if t.shared else replace(t, fields=(*t.fields, *owned)) for t in types}
+
+
+RETIRED_FIELD = CustomField(
+    type="datetime",
+    label="Retired by hhsync",
+    description="When hhsync retired this object because its source left the fabric; "
+    "deleted after retire_after",
+    ui_visible="if-set",
+)
 
 
 F = Field
@@ -296,6 +312,14 @@ SLUG = Lookup("slug")
 NAME = Lookup("name")
 # Dependency order: an object only refers to types listed before it (late fields excepted).
 TYPES = _types(
+    ObjectType(
+        "owner_group", "users/owner-groups/", "users.ownergroup", ("name",),
+        (F("name"),), NAME, shared=True,
+    ),
+    ObjectType(
+        "owner", "users/owners/", "users.owner", ("name",),
+        (F("name"), F("group", fk("owner_group"))), NAME, shared=True,
+    ),
     ObjectType(
         "site", "dcim/sites/", "dcim.site", ("slug",),
         (F("slug"), F("name"), F("status", CHOICE)), SLUG, shared=True,
@@ -344,6 +368,7 @@ TYPES = _types(
             F("description"),
         ),
         Lookup("vid", within="group_id", whole_parent=True),
+        retire={"status": ("deprecated", "active")},
     ),
     ObjectType(
         "prefix", "ipam/prefixes/", "ipam.prefix", ("vrf", "prefix"),
@@ -352,6 +377,7 @@ TYPES = _types(
             F("scope", generic("site")), F("vlan", fk("vlan")), F("description"),
         ),
         Lookup("prefix", within="vrf_id"),
+        retire={"status": ("deprecated", "active")},
     ),
     ObjectType(
         "ip_range", "ipam/ip-ranges/", "ipam.iprange", ("vrf", "start_address", "end_address"),
@@ -360,6 +386,7 @@ TYPES = _types(
             F("status", CHOICE), F("description"),
         ),
         Lookup("start_address", within="vrf_id"),
+        retire={"status": ("deprecated", "active")},
     ),
     ObjectType(
         "device", "dcim/devices/", "dcim.device", ("name",),
@@ -389,26 +416,29 @@ TYPES = _types(
             F("primary_ip6", fk("ip_address"), late=True),
         ),
         Lookup("name", site="site_id"),
+        retire={"status": ("decommissioning", "active")},
     ),
     ObjectType(
         "lag", "dcim/interfaces/", "dcim.interface", ("device", "name"),
         (
-            F("device", fk("device")), F("name"), F("type", CHOICE), F("description"),
-            F("mtu"), F("mode", CHOICE), F("untagged_vlan", fk("vlan")),
+            F("device", fk("device")), F("name"), F("type", CHOICE), F("enabled"),
+            F("description"), F("mtu"), F("mode", CHOICE), F("untagged_vlan", fk("vlan")),
             F("tagged_vlans", fks("vlan")),
         ),
         Lookup("name", within="device_id", whole_parent=True),
         filters={"type": "lag"},
+        retire={"enabled": (False, True)},
     ),
     ObjectType(
         "interface", "dcim/interfaces/", "dcim.interface", ("device", "name"),
         (
-            F("device", fk("device")), F("name"), F("type", CHOICE), F("description"),
-            F("mgmt_only"), F("lag", fk("lag")), F("mtu"), F("mode", CHOICE),
+            F("device", fk("device")), F("name"), F("type", CHOICE), F("enabled"),
+            F("description"), F("mgmt_only"), F("lag", fk("lag")), F("mtu"), F("mode", CHOICE),
             F("untagged_vlan", fk("vlan")), F("tagged_vlans", fks("vlan")),
         ),
         Lookup("name", within="device_id", whole_parent=True),
         filters={"type__n": "lag"},
+        retire={"enabled": (False, True)},
     ),
     ObjectType(
         "ip_address", "ipam/ip-addresses/", "ipam.ipaddress", ("vrf", "address"),
@@ -418,6 +448,7 @@ TYPES = _types(
             F("description"),
         ),
         Lookup("address", within="vrf_id"),
+        retire={"status": ("deprecated", "active")},
     ),
     ObjectType(
         "cable", "dcim/cables/", "dcim.cable", ("a_end", "b_end"),
@@ -426,6 +457,7 @@ TYPES = _types(
             F("b_end", Termination(to="interface", column="b_terminations"), create_only=True),
             F("label"), F("status", CHOICE), F("description"),
         ),
+        retire={"status": ("decommissioning", "connected")},
     ),
 )  # fmt: skip
 
@@ -450,6 +482,13 @@ SITE_STATE = {  # the sync state on the fabric's site (state.py gives them meani
         "text", "Fabric fingerprint",
         "Digest of the fabric objects and plan inputs at the last success",
     ),
+    "hhsync_branch": cf(
+        "json", "Branch awaiting review",
+        "The NetBox branch holding the fabric's changes until someone merges it",
+    ),
+    "hhsync_retirements": cf(
+        "json", "Retired objects", "Owned objects retired, by when they will be deleted",
+    ),
 }  # fmt: skip
 
 
@@ -468,8 +507,9 @@ def custom_fields() -> list[CustomFieldSpec]:
     specs = [CustomFieldSpec(FABRIC_FIELD, OWNER, owned)]
     for t in TYPES.values():
         for f in t.fields:
-            if isinstance(f.kind, CustomField):
-                specs.append(CustomFieldSpec(f.name, f.kind, (t.content_type,)))
+            if isinstance(f.kind, CustomField) and f.name not in (s.name for s in specs):
+                types = owned if f.kind is RETIRED_FIELD else (t.content_type,)
+                specs.append(CustomFieldSpec(f.name, f.kind, types))
     specs += [CustomFieldSpec(n, cf, ("dcim.site",)) for n, cf in SITE_STATE.items()]
     return specs
 

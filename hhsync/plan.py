@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from hhsync.desired import Desired
-from hhsync.model import ORDER, TYPES, Item, Ref
+from hhsync.model import ORDER, RETIRED, TYPES, Item, Ref
+from hhsync.syncstate import format_time, parse_time
 
-Action = Literal["create", "update", "adopt", "delete"]
+Action = Literal["create", "update", "adopt", "retire", "delete"]
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,20 @@ class Plan:
     owned_total: int = 0  # owned objects in NetBox before the plan
     refused: str | None = None  # why the plan must not be applied
     dependents: int = 0  # desired objects left out because they hang off a conflict
+    # Owned objects retired after the plan (this one's and earlier ones): (when a batch is
+    # deleted, how many), soonest first.
+    retirements: tuple[tuple[datetime, int], ...] = ()
+
+    @property
+    def retired(self) -> int:
+        return sum(n for _, n in self.retirements)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
         return {
             "created": counts["create"],
             "updated": counts["update"] + counts["adopt"],
+            "retired": counts["retire"],
             "deleted": counts["delete"],
             "unchanged": self.unchanged,
             "conflicts": len(self.conflicts),
@@ -88,13 +98,37 @@ def make_plan(
     adopt: bool = False,
     max_delete_fraction: float = 0.5,
     allow_mass_delete: bool = False,
+    retire_after: int = 0,
+    now: datetime | None = None,
 ) -> Plan:
-    """Compare desired items with what NetBox holds; see the module doc for the order."""
+    """Compare desired items with what NetBox holds; see the module doc for the order.
+
+    With `retire_after` (seconds), an owned object whose source left the fabric is first
+    retired (marked at `now`), and deleted by the first plan made `retire_after` later."""
+    if retire_after and now is None:
+        raise ValueError("retiring objects needs the time: pass now")
     deletes: list[Change] = []
     upserts: dict[str, list[Change]] = {name: [] for name in ORDER}
     conflicts: list[Conflict] = []
     unchanged = kept = 0
     doomed = {ref for ref, rec in current.items() if rec.owned and ref not in desired.items}
+    undeletable = desired.kept({ref: rec.item for ref, rec in current.items() if rec.owned})
+    due: list[datetime] = []  # when each retired object is deleted
+    for ref in doomed - undeletable:
+        gone = current[ref]
+        retired = parse_time(gone.item.attrs.get(RETIRED))
+        if not retire_after or (
+            retired and now and (now - retired).total_seconds() >= retire_after
+        ):
+            deletes.append(Change("delete", ref, id=gone.id))
+        elif retired:
+            due.append(retired + timedelta(seconds=retire_after))
+        else:
+            assert now is not None
+            upserts[ref.type].append(_retire(gone, now))
+            due.append(now + timedelta(seconds=retire_after))
+    kept = len(doomed & undeletable)
+    deleted = {c.ref for c in deletes}
     for ref, item in desired.items.items():
         record = current.get(ref)
         spec = TYPES[ref.type]
@@ -104,7 +138,7 @@ def make_plan(
             unchanged += 1
         elif record.owned:
             new, old = _diff(item, record.item)
-            if _cascaded(item, record.item, doomed):
+            if _cascaded(item, record.item, deleted):
                 deletes.append(Change("delete", ref, id=record.id))
                 upserts[ref.type].append(Change("create", ref, dict(item.attrs)))
             elif new:
@@ -121,19 +155,32 @@ def make_plan(
                 else "exists in NetBox, not owned by hhsync (adopt = true takes it over)"
             )
             conflicts.append(Conflict(ref, record.id, reason))
-    undeletable = desired.kept({ref: rec.item for ref, rec in current.items() if rec.owned})
-    for ref in doomed:
-        if ref in undeletable:
-            kept += 1
-        else:
-            deletes.append(Change("delete", ref, id=current[ref].id))
     dependents = _drop_dependents(upserts, {c.ref for c in conflicts})
     position = {name: i for i, name in enumerate(ORDER)}
     deletes.sort(key=lambda c: (-position[c.ref.type], c.ref.natural()))
     ordered = [*deletes, *(c for name in ORDER for c in sorted(upserts[name], key=_create_first))]
     owned_total = sum(1 for rec in current.values() if rec.owned)
-    refused = _refusal(len(deletes), owned_total, max_delete_fraction, allow_mass_delete)
-    return Plan(tuple(ordered), tuple(conflicts), unchanged, kept, owned_total, refused, dependents)
+    going = len(deletes) + sum(1 for c in ordered if c.action == "retire")
+    refused = _refusal(going, owned_total, max_delete_fraction, allow_mass_delete)
+    return Plan(
+        tuple(ordered),
+        tuple(conflicts),
+        unchanged,
+        kept,
+        owned_total,
+        refused,
+        dependents,
+        retirements=tuple(sorted(Counter(due).items())),
+    )
+
+
+def _retire(record: Record, now: datetime) -> Change:
+    """Mark an owned object whose source left the fabric, to be deleted later."""
+    spec = TYPES[record.item.type]
+    attrs = {name: retired for name, (retired, _) in spec.retire.items()}
+    attrs[RETIRED] = format_time(now)
+    old = {name: record.item.attrs.get(name) for name in attrs}
+    return Change("retire", record.item.ref, attrs, old, record.id)
 
 
 def _drop_dependents(upserts: dict[str, list[Change]], in_the_way: set[Ref]) -> int:
@@ -168,25 +215,31 @@ def _create_first(change: Change) -> tuple[int, tuple[Any, ...]]:
 
 
 def _diff(desired: Item, current: Item) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Changed compared fields: (new values, old values). Fields desired leaves out are ignored."""
+    """Changed compared fields: (new values, old values). Fields desired leaves out are ignored,
+    except on a retired object: it is restored (the fields retiring set back, unless the fabric
+    says what they are)."""
     spec = TYPES[desired.type]
+    want = dict(desired.attrs)
+    if current.attrs.get(RETIRED):
+        restored = {name: live for name, (_, live) in spec.retire.items()}
+        want = {**restored, **want, RETIRED: None}
     new: dict[str, Any] = {}
     old: dict[str, Any] = {}
     for f in spec.fields:
-        if f.create_only or f.name not in desired.attrs:
+        if f.create_only or f.name not in want:
             continue
-        want, have = desired.attrs[f.name], current.attrs.get(f.name)
-        if want != have:
-            new[f.name], old[f.name] = want, have
+        have = current.attrs.get(f.name)
+        if want[f.name] != have:
+            new[f.name], old[f.name] = want[f.name], have
     if all(spec.field(name).soft for name in new):  # soft changes alone are not worth a write
         return {}, {}
     return new, old
 
 
-def _cascaded(desired: Item, current: Item, doomed: set[Ref]) -> bool:
-    """True when an update would be lost because NetBox deletes the object with a doomed parent."""
+def _cascaded(desired: Item, current: Item, deleted: set[Ref]) -> bool:
+    """True when an update would be lost because NetBox deletes the object with its parent."""
     spec = TYPES[desired.type]
-    return any(f.cascade and current.attrs.get(f.name) in doomed for f in spec.fields)
+    return any(f.cascade and current.attrs.get(f.name) in deleted for f in spec.fields)
 
 
 def _refusal(deletes: int, owned: int, fraction: float, allowed: bool) -> str | None:

@@ -137,6 +137,11 @@ def _record(
         interval=fabric.interval,
         fingerprint=outcome.fingerprint,
     )
+    if outcome.retirements is not None:
+        fields.update(syncstate.retirements_field(outcome.retirements))
+    if outcome.branch_known:
+        staged = outcome.staged
+        fields["hhsync_branch"] = staged.record() if staged and not staged.merged else None
     try:
         if site is None:
             site = outcome.site
@@ -144,8 +149,9 @@ def _record(
             ensure_schema(netbox, budget)
             site = ensure_site(netbox, fabric.site, budget)
         write_state(netbox, site, fields, budget)
-        if not outcome.ok or any(counts[k] for k in ("created", "updated", "deleted")):
-            add_journal(netbox, site, outcome.ok, f"hhsync sync: {message}", budget)
+        if not outcome.ok or any(counts[k] for k in ("created", "updated", "retired", "deleted")):
+            text = f"hhsync sync: {message}{report.retired_list(outcome)}"
+            add_journal(netbox, site, outcome.ok, text, budget)
     except HhsyncError as e:
         outcome.error = f"{outcome.error or 'sync done'}; recording the state failed: {e}"
     if config.run.metrics_file is not None:

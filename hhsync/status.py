@@ -8,7 +8,7 @@ from typing import Any
 
 from hhsync.config import FabricConfig
 from hhsync.durations import format_age, format_duration
-from hhsync.syncstate import SyncState, computed_state, format_time, needs_sync
+from hhsync.syncstate import SyncState, computed_state, format_time, needs_sync, parse_time
 
 COLUMNS = (
     "fabric",
@@ -21,6 +21,8 @@ COLUMNS = (
     "next run",
     "objects",
     "mismatches",
+    "branch",
+    "retired",
     "last error",
 )
 ERROR_WIDTH = 60
@@ -60,8 +62,25 @@ class Row:
             format_time(self.next_run) if self.next_run else "-",
             objects,
             str(len(s.mismatches)),
+            self.branch(),
+            self.retired(),
             error or "-",
         )
+
+    def branch(self) -> str:
+        b = self.state.branch
+        if not b:
+            return "-"
+        created = parse_time(b.get("created"))
+        age = f", {format_age((self.now - created).total_seconds())}" if created else ""
+        return f"{b.get('name')} ({b.get('changes')} changes{age})"
+
+    def retired(self) -> str:
+        batches = self.state.retirements
+        if not batches:
+            return "-"
+        first = batches[0][0]
+        return f"{sum(n for _, n in batches)} (deleted from {format_time(first)})"
 
     def as_json(self) -> dict[str, Any]:
         s = self.state
@@ -80,6 +99,8 @@ class Row:
             "next_run": format_time(self.next_run) if self.next_run else None,
             "counts": s.counts,
             "mismatches": list(s.mismatches),
+            "branch": s.branch,
+            "retirements": [{"due": format_time(d), "count": n} for d, n in s.retirements],
         }
 
 

@@ -26,6 +26,13 @@ class SyncState:
     mismatches: tuple[str, ...] = ()
     interval: int | None = None
     fingerprint: str | None = None
+    branch: dict[str, Any] | None = None  # the fabric's open branch (name, url, changes, ...)
+    retirements: tuple[tuple[datetime, int], ...] = ()  # retired objects: (deleted when, count)
+
+    @property
+    def retire_due(self) -> datetime | None:
+        """When the first retired object is due for deletion."""
+        return self.retirements[0][0] if self.retirements else None
 
     @classmethod
     def from_custom_fields(cls, cf: dict[str, Any]) -> SyncState:
@@ -43,7 +50,18 @@ class SyncState:
             mismatches=tuple(str(m) for m in mismatches) if isinstance(mismatches, list) else (),
             interval=interval if isinstance(interval, int) else None,
             fingerprint=cf.get("hhsync_fingerprint") or None,
+            branch=branch if isinstance(branch := cf.get("hhsync_branch"), dict) else None,
+            retirements=_batches(cf.get("hhsync_retirements")),
         )
+
+
+def _batches(value: Any) -> tuple[tuple[datetime, int], ...]:
+    batches = []
+    for batch in value if isinstance(value, list) else ():
+        due = parse_time(batch.get("due")) if isinstance(batch, dict) else None
+        if due is not None and isinstance(batch.get("count"), int):
+            batches.append((due, batch["count"]))
+    return tuple(sorted(batches))
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -80,14 +98,15 @@ def needs_sync(state: SyncState, interval: int, now: datetime) -> Due:
 
 
 def computed_state(state: SyncState, interval: int, now: datetime) -> str:
-    """never_synced | in_sync | out_of_sync | error, from the stored state and the clock."""
+    """never_synced | in_sync | awaiting_review | out_of_sync | error, from the stored state
+    and the clock. `awaiting_review`: the fabric's changes wait in a branch for a person."""
     if state.last_attempt is None:
         return "never_synced"
     if state.result != "ok":
         return "error"
     if state.last_success is None or (now - state.last_success).total_seconds() >= 2 * interval:
         return "out_of_sync"
-    return "in_sync"
+    return "awaiting_review" if state.branch else "in_sync"
 
 
 def record(
@@ -113,3 +132,8 @@ def record(
         fields["hhsync_last_success"] = format_time(now)
         fields["hhsync_fingerprint"] = fingerprint
     return fields
+
+
+def retirements_field(batches: tuple[tuple[datetime, int], ...]) -> dict[str, Any]:
+    """The stored retirements, once a run has made its plan (else they stay as they were)."""
+    return {"hhsync_retirements": [{"due": format_time(d), "count": n} for d, n in batches]}

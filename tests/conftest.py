@@ -23,7 +23,7 @@ from tests.harness.netbox import (
 )
 
 T = TypeVar("T")
-NETBOX_FIXTURES = {"netbox_env", "netbox", "nb"}
+NETBOX_FIXTURES = {"netbox_env", "netbox", "nb", "branching_netbox", "bnb"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -85,3 +85,29 @@ def nb(netbox: NetBoxInstance) -> NetBoxInstance:
 
     _or_fail("NetBox reset", reset)
     return netbox
+
+
+@pytest.fixture(scope="session")
+def branching_netbox(netbox_env: NetBoxEnv) -> Iterator[NetBoxInstance]:
+    """A second NetBox for the session, with the netbox-branching plugin and an rqworker."""
+    instance = _or_fail(
+        "NetBox start (branching)", lambda: start_free_netbox(netbox_env, branching=True)
+    )
+    try:
+        yield instance
+    finally:
+        instance.kill()
+        instance.stop()
+
+
+@pytest.fixture
+def bnb(branching_netbox: NetBoxInstance) -> NetBoxInstance:
+    """The branching NetBox with an empty database."""
+
+    def reset() -> None:
+        if not branching_netbox.running:
+            branching_netbox.start()
+        branching_netbox.reset()
+
+    _or_fail("NetBox reset", reset)
+    return branching_netbox

@@ -17,7 +17,7 @@ from typing import Any
 from hhsync import __version__
 from hhsync.config import FabricConfig
 from hhsync.kube.source import Inventory
-from hhsync.model import TYPES, Item, Ref
+from hhsync.model import OWNER_GROUP, TYPES, Item, Ref
 
 # The Hedgehog kinds each NetBox type is built from: deletes of a type need all of them complete.
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -192,8 +192,15 @@ class Builder:
         self.items[ref] = Item(item.type, {k: v for k, v in item.attrs.items() if k not in fields})
 
     def result(self, kept_types: Iterable[str], kept_roots: Iterable[Root]) -> Desired:
+        """The desired state; every owned object has the fabric as its NetBox owner."""
+        group = self.add("owner_group", name=OWNER_GROUP)
+        owner = self.add("owner", name=f"{OWNER_GROUP}/{self.fabric.name}", group=group)
+        items = {
+            ref: item if TYPES[ref.type].shared else Item(item.type, {**item.attrs, "owner": owner})
+            for ref, item in self.items.items()
+        }
         return Desired(
-            dict(self.items),
+            items,
             tuple(self.skipped),
             tuple(self.mismatches),
             frozenset(kept_types),

@@ -336,6 +336,7 @@ def interface(
         "device": device,
         "name": name,
         "type": kind,
+        "enabled": True,
         "description": description[:DESCRIPTION_MAX],
         "mgmt_only": mgmt_only,
         "lag": lag,

@@ -167,11 +167,11 @@ class Applier:
         self, spec: ObjectType, chunk: list[dict[str, Any]], part: list[Change]
     ) -> tuple[list[dict[str, Any]], list[Change]]:
         """Take the ids of shared objects that exist by now; return what is still missing."""
-        slugs = [c.ref.key[0] for c in part]
-        found = self.netbox.get_all(
-            spec.endpoint, self.deadline, {"slug": slugs, "fields": "id,slug"}
-        )
-        ids = {f["slug"]: int(f["id"]) for f in found}
+        by, key = (spec.lookup.by if spec.lookup else spec.key[0]), spec.key[0]
+        query = {by: [c.ref.key[0] for c in part], "fields": f"id,{key}"}
+        ids = {
+            f[key]: int(f["id"]) for f in self.netbox.get_all(spec.endpoint, self.deadline, query)
+        }
         for change in part:
             if change.ref.key[0] in ids:
                 self.ids[change.ref] = ids[change.ref.key[0]]

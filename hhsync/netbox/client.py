@@ -13,6 +13,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,6 +73,7 @@ class NetBox:
         self.api.http_session = session
         self.session = session
         self.requests: Counter[str] = Counter()
+        self.branch: str | None = None  # the schema_id of the branch requests go to
         self._count = threading.Lock()  # reads run in parallel threads
 
     def close(self) -> None:
@@ -102,7 +104,7 @@ class NetBox:
                 url,
                 params=params,
                 data=None if body is None else json.dumps(body),
-                headers={"Content-Type": "application/json"} if body is not None else None,
+                headers=self._headers(body),
                 timeout=timeout,
             )
         except requests.exceptions.RequestException as e:
@@ -112,10 +114,25 @@ class NetBox:
         except NetboxError as e:  # NetBox's own words may echo what was sent
             raise self._clean(e) from None
 
+    def _headers(self, body: Any) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.branch is not None:
+            headers["X-NetBox-Branch"] = self.branch
+        return headers
+
+    @contextmanager
+    def in_branch(self, schema_id: str | None) -> Iterator[None]:
+        """Send the requests made meanwhile into a branch (None: main)."""
+        previous, self.branch = self.branch, schema_id
+        try:
+            yield
+        finally:
+            self.branch = previous
+
     def _clean(self, error: NetboxError) -> NetboxError:
         """The error without the token or URL credentials, whatever quoted them."""
         data = json.loads(logs.redact(json.dumps(error.data))) if error.data is not None else None
-        return NetboxError(logs.redact(str(error)), data)
+        return NetboxError(logs.redact(str(error)), data, error.status)
 
     def _transport_error(self, e: Exception, what: str, read: float) -> NetboxError:
         if isinstance(e, requests.exceptions.SSLError):
@@ -165,7 +182,7 @@ class NetBox:
                 f"NetBox refused {what} (HTTP 403: {detail}): give the token's user permission "
                 "for what hhsync writes (see hhsync check)"
             )
-        raise NetboxError(f"NetBox answered {what} with HTTP {status}: {detail}", data)
+        raise NetboxError(f"NetBox answered {what} with HTTP {status}: {detail}", data, status)
 
     def status(self, deadline: Deadline) -> dict[str, Any]:
         """NetBox's /api/status/, through pynetbox (bounded by the session's default timeout)."""

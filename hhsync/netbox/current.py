@@ -35,10 +35,10 @@ class Index:
     def nested(self, type_name: str, value: Any) -> Ref | None:
         spec = TYPES[type_name]
         ident = int(value["id"] if isinstance(value, dict) else value)
-        slug = value.get("slug") if isinstance(value, dict) else None
+        natural = value.get(spec.key[0]) if isinstance(value, dict) else None
         known = self.refs.get((spec.content_type, ident))
-        if known is None and spec.shared and isinstance(slug, str):
-            return Ref(spec.name, (slug,))  # shared objects are keyed by the slug NetBox nests
+        if known is None and spec.shared and isinstance(natural, str):
+            return Ref(spec.name, (natural,))  # shared objects: keyed by what NetBox nests
         return known or self.ref(type_name, None, ident)
 
 

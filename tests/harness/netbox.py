@@ -49,6 +49,8 @@ import requests.adapters
 import urllib3
 
 NETBOX_VERSION = "4.7.3"
+BRANCHING = "netboxlabs-netbox-branching"
+BRANCHING_VERSION = "1.2.2"  # supports NetBox 4.7
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -117,6 +119,16 @@ API_TOKEN_PEPPERS = {1: 'hhsync-test-only-pepper-0123456789abcdefghijklmnopqrstu
 
 ISOLATED_DEPLOYMENT = True
 CENSUS_REPORTING_ENABLED = False
+
+# The netbox-branching plugin, on for instances started with branching (NETBOX_BRANCHING=1) and
+# for migrations, so every database has its tables. Branch jobs need NetBox's rqworker.
+if os.environ.get('NETBOX_BRANCHING') == '1':
+    from netbox_branching.utilities import DynamicSchemaDict
+
+    PLUGINS = ['netbox_branching']
+    PLUGINS_CONFIG = {'netbox_branching': {'provision_workers': 1}}
+    DATABASES = DynamicSchemaDict(DATABASES)
+    DATABASE_ROUTERS = ['netbox_branching.database.BranchAwareRouter']
 """
 
 # Run once in the template by `netbox shell --no-imports -c` (each management command costs 2-10 s
@@ -207,8 +219,9 @@ class NetBoxEnv:
         """Setup lock: exclusive while (re)building, shared while cloning the template."""
         return self.cache_dir / "setup.lock"
 
-    def server_env(self, db_name: str, redis_db: int) -> dict[str, str]:
-        """Environment for NetBox processes using database ``db_name`` and Redis DBs N, N+1."""
+    def server_env(self, db_name: str, redis_db: int, branching: bool = True) -> dict[str, str]:
+        """Environment for NetBox processes using database ``db_name`` and Redis DBs N, N+1,
+        with the branching plugin on or off."""
         env = _python_env()
         env.pop("NETBOX_CONFIGURATION", None)  # it would win over $NETBOX_ROOT/conf
         env.update(
@@ -217,6 +230,7 @@ class NetBoxEnv:
             NETBOX_DB_NAME=db_name,
             NETBOX_REDIS_DB_TASKS=str(redis_db),
             NETBOX_REDIS_DB_CACHE=str(redis_db + 1),
+            NETBOX_BRANCHING="1" if branching else "0",
         )
         return env
 
@@ -449,6 +463,22 @@ def _venv_ready(env: NetBoxEnv) -> bool:
     )
 
 
+def _ensure_branching(env: NetBoxEnv, log: Log) -> None:
+    """The branching plugin in the NetBox venv (a venv from before it was needed lacks it)."""
+    wheel = f"netboxlabs_netbox_branching-{BRANCHING_VERSION}.dist-info"
+    if any((env.venv / "lib").glob(f"python3.*/site-packages/{wheel}")):
+        return
+    log(f"installing {BRANCHING}=={BRANCHING_VERSION} into the NetBox venv")
+    _run(
+        f"pip install {BRANCHING}=={BRANCHING_VERSION}",
+        [str(env.python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+         f"{BRANCHING}=={BRANCHING_VERSION}", f"netbox=={NETBOX_VERSION}"],
+        env=_python_env(),
+        log_path=env.log_dir / "pip-install-branching.log",
+        timeout=900,
+    )  # fmt: skip
+
+
 def _find_python() -> str:
     """Return the path of a Python >= 3.12 interpreter (NetBox 4.7 requires it)."""
     explicit = os.environ.get("HHSYNC_NETBOX_PYTHON")
@@ -610,6 +640,7 @@ def ensure_netbox_env(log: Log = print) -> NetBoxEnv:
         if not _venv_ready(env):
             with _timed("venv + pip install", env.timings, log):
                 _create_venv(env, log)
+        _ensure_branching(env, log)
         for _attempt in range(2):
             if not env.schema_dump.exists():
                 with _timed("schema dump (migrate)", env.timings, log):
@@ -652,7 +683,16 @@ class NetBoxInstance:
     token_v1 = ADMIN_TOKEN_V1
     readonly_token = READONLY_TOKEN
 
-    def __init__(self, env: NetBoxEnv, *, name: str, redis_db: int, workers: int, port: int):
+    def __init__(
+        self,
+        env: NetBoxEnv,
+        *,
+        name: str,
+        redis_db: int,
+        workers: int,
+        port: int,
+        branching: bool = False,
+    ):
         if not re.fullmatch(r"[a-z0-9_]{1,40}", name):
             raise ValueError(f"instance name must match [a-z0-9_]{{1,40}}: {name!r}")
         if not 0 <= redis_db <= 14:
@@ -665,12 +705,14 @@ class NetBoxInstance:
         self.redis_db = redis_db
         self.workers = workers
         self.port = port
+        self.branching = branching  # the netbox-branching plugin, with an rqworker for its jobs
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = env.log_dir / f"gunicorn-{name}.log"
         self._pid_path = env.run_dir / f"{name}.pid"
         self._proc: subprocess.Popen[bytes] | None = None
         self._locks: list[IO[str]] = []
         self._spare: tuple[subprocess.Popen[bytes], IO[str]] | None = None
+        self._worker: subprocess.Popen[bytes] | None = None
         self._snapshots: set[str] = set()
 
     def __repr__(self) -> str:
@@ -803,16 +845,28 @@ class NetBoxInstance:
             cmd = [str(self.env.python), "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}"]
             cmd += ["--workers", str(self.workers), "--threads", "4", "--timeout", "300"]
             cmd += ["--graceful-timeout", "5", "--no-control-socket", "netbox.wsgi"]
+            server_env = self.env.server_env(self.db_name, self.redis_db, self.branching)
             self._proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=self.env.server_env(self.db_name, self.redis_db),
+                env=server_env,
                 cwd=self.env.netbox_root,
                 start_new_session=True,  # own process group: kill()/stop() reach the workers too
             )
-        self._pid_path.write_text(str(self._proc.pid))
+            if self.branching:  # stopped, killed and cleaned up with gunicorn
+                self._worker = subprocess.Popen(
+                    self.env.netbox_cmd("rqworker", "high", "default", "low"),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=server_env,
+                    cwd=self.env.netbox_root,
+                    start_new_session=True,
+                )
+        pids = [p.pid for p in (self._proc, self._worker) if p is not None]
+        self._pid_path.write_text(" ".join(map(str, pids)))
         self._wait_ready(offset)
 
     def _wait_ready(self, log_offset: int) -> None:
@@ -869,16 +923,19 @@ class NetBoxInstance:
         self._locks = []
 
     def _signal_and_wait(self, sig: signal.Signals, grace: float) -> None:
-        if self._proc is None:
+        procs = [p for p in (self._proc, self._worker) if p is not None]
+        if not procs:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
-        try:
-            self._proc.wait(timeout=grace or None)
-        except subprocess.TimeoutExpired:
+        for proc in procs:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait()
+                os.killpg(proc.pid, sig)
+        for proc in procs:
+            try:
+                proc.wait(timeout=grace or None)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         # Workers die just after the master; wait until none holds the listening socket.
         _wait_until(lambda: _port_free(self.port), 10)
 
@@ -903,11 +960,12 @@ class NetBoxInstance:
 
     def _kill_orphan(self) -> None:
         # We hold the name lock, so a server recorded in the pid file belongs to a dead process.
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            pid = int(self._pid_path.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"gunicorn" in cmdline and str(self.env.venv).encode() in cmdline:
-                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            for pid in map(int, self._pid_path.read_text().split()):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if str(self.env.venv).encode() in cmdline:  # gunicorn or its rqworker
+                        os.killpg(pid, signal.SIGKILL)
         self._pid_path.unlink(missing_ok=True)
 
     def __enter__(self) -> NetBoxInstance:
@@ -929,16 +987,23 @@ def start_netbox(
     redis_db: int = 2,
     workers: int = 2,
     port: int | None = None,
+    branching: bool = False,
 ) -> NetBoxInstance:
     """Clone database ``hhsync_nb_<name>`` from the template, flush Redis DBs ``redis_db`` and
     ``redis_db + 1``, start gunicorn on 127.0.0.1 (a free port unless given) and wait until ready.
+    With `branching`, the netbox-branching plugin is on and an rqworker runs its jobs.
 
     Raises NetBoxBusyError if another process uses the name or the Redis DBs.
     """
     if port is not None and not _port_free(port):
         raise NetBoxSetupError(f"start NetBox {name!r} failed: port {port} is in use")
     instance = NetBoxInstance(
-        env, name=name, redis_db=redis_db, workers=workers, port=port or _free_port()
+        env,
+        name=name,
+        redis_db=redis_db,
+        workers=workers,
+        port=port or _free_port(),
+        branching=branching,
     )
     try:
         instance.reset()
@@ -949,12 +1014,20 @@ def start_netbox(
     return instance
 
 
-def start_free_netbox(env: NetBoxEnv, *, workers: int = 2) -> NetBoxInstance:
+def start_free_netbox(
+    env: NetBoxEnv, *, workers: int = 2, branching: bool = False
+) -> NetBoxInstance:
     """Start an instance in the first free test slot (test0..test5 with Redis DBs 2..13), so
     concurrent pytest sessions on one machine never share a database."""
     for slot in range(TEST_SLOTS):
         with contextlib.suppress(NetBoxBusyError):
-            return start_netbox(env, name=f"test{slot}", redis_db=2 + 2 * slot, workers=workers)
+            return start_netbox(
+                env,
+                name=f"test{slot}",
+                redis_db=2 + 2 * slot,
+                workers=workers,
+                branching=branching,
+            )
     raise NetBoxBusyError(f"start NetBox failed: all {TEST_SLOTS} test slots are in use")
 
 

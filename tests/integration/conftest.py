@@ -123,3 +123,10 @@ def open_fabric(nb: NetBoxInstance, tmp: Path, kube: FakeKube, proxy: FaultProxy
 def fabric(nb: NetBoxInstance, tmp_path: Path) -> Iterator[Fabric]:
     with FakeKube() as kube, FaultProxy(nb.url) as proxy:
         yield open_fabric(nb, tmp_path, kube, proxy)
+
+
+@pytest.fixture
+def branched(bnb: NetBoxInstance, tmp_path: Path) -> Iterator[Fabric]:
+    """Fabric dc1 against the NetBox with the branching plugin."""
+    with FakeKube() as kube, FaultProxy(bnb.url) as proxy:
+        yield open_fabric(bnb, tmp_path, kube, proxy)

@@ -25,9 +25,9 @@ def test_unchanged_fabric_takes_the_fast_path_and_hand_edits_are_still_repaired(
 ) -> None:
     objs = example()
     serve(fabric, objs)
-    assert sync(fabric)["counts"]["created"] == 101
+    assert sync(fabric)["counts"]["created"] == 103
     quick = sync(fabric)
-    assert quick["fast"] is True and quick["counts"]["unchanged"] == 102
+    assert quick["fast"] is True and quick["counts"]["unchanged"] == 104
     assert state_only(fabric) and sum(fabric.proxy.counts().values()) == 3  # 2 GETs, 1 PATCH
     assert quick["summary"].endswith("; fabric and NetBox unchanged since the last sync")
 

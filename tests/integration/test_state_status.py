@@ -62,7 +62,7 @@ def test_fresh_stale_failed_and_forced(fabric: Fabric) -> None:
 
     set_state(fabric, last_success=minutes_ago(6), last_attempt=minutes_ago(6))
     stale = fabric.cli("sync", "dc1")  # stale: synced, a no-op run writes only its state
-    assert stale.stdout.startswith("dc1: created 0, updated 0, deleted 0, unchanged 102")
+    assert stale.stdout.startswith("dc1: created 0, updated 0, deleted 0, unchanged 104")
     assert site_state(fabric)["hhsync_last_success"] > minutes_ago(1)
 
     set_state(fabric, result="error", message="boom")
@@ -195,7 +195,7 @@ def test_sigterm_stops_at_a_safe_point_and_records_it(fabric: Fabric) -> None:
     run.send_signal(signal.SIGTERM)
     out, _ = run.communicate(timeout=60)
     assert run.returncode == 1
-    assert out.startswith("dc1: created 32, updated 0, deleted 0, unchanged 1,")  # what it did
+    assert out.startswith("dc1: created 34, updated 0, deleted 0, unchanged 1,")  # what it did
     assert out.rstrip().endswith("error: stopped by SIGTERM during applying (create devices)")
     assert (
         site_state(fabric)["hhsync_message"]
@@ -218,10 +218,10 @@ def test_metrics_file_parses(fabric: Fabric) -> None:
         "hhsync_objects",
     ]
     objects = {s.labels["action"]: s.value for s in families["hhsync_objects"].samples}
-    assert objects["created"] == 101 and families["hhsync_last_result"].samples[0].value == 1
+    assert objects["created"] == 103 and families["hhsync_last_result"].samples[0].value == 1
     other = fabric.tmp / "other.prom"  # --metrics-file overrides the config key
     assert fabric.cli("sync", "dc1", "--force", "--metrics-file", str(other)).exit_code == 0
     [family] = [
         f for f in text_string_to_metric_families(other.read_text()) if f.name == "hhsync_objects"
     ]
-    assert {s.labels["action"]: s.value for s in family.samples}["unchanged"] == 102
+    assert {s.labels["action"]: s.value for s in family.samples}["unchanged"] == 104

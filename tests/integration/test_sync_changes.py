@@ -69,7 +69,7 @@ def test_changes_touch_only_their_objects_and_hand_made_objects_survive(fabric: 
         "box": "hand-1", "eth0": "eth0", "ipmi": ("ipmi", "edited by hand", []),
         "cable": ("hand cable", [ids["eth0"], ids["ipmi"]]), "leaf tags": ["hhsync", "keep"],
     }  # fmt: skip
-    assert "dc1: created 0, updated 0, deleted 0, unchanged 102" in sync_ok(fabric)
+    assert "dc1: created 0, updated 0, deleted 0, unchanged 104" in sync_ok(fabric)
 
     # Remove a server and its connection, move a link, change a role, add a switch.
     changed = copy.deepcopy(objs)
@@ -102,14 +102,16 @@ def test_changes_touch_only_their_objects_and_hand_made_objects_survive(fabric: 
         "hhsync_protocol_ip=172.30.8.3/32, hhsync_vtep_ip=172.30.12.3/32, "
         "primary_ip4=dc1 172.30.0.20/21, status=offline",
         "update device leaf-03 role: border-leaf -> mixed-leaf",
-        "create interface leaf-03 E1/5 type=other, description=server-03--bundled--leaf-03",
-        "create interface leaf-04 M1 type=1000base-t, description=management, mgmt_only=True",
+        "create interface leaf-03 E1/5 type=other, enabled=True, "
+        "description=server-03--bundled--leaf-03",
+        "create interface leaf-04 M1 type=1000base-t, enabled=True, description=management, "
+        "mgmt_only=True",
         "create ip address dc1 172.30.0.20/21 status=active, assigned_object=leaf-04 M1, "
         "description=management",
         "create cable leaf-03 E1/5 <-> server-03 enp2s2 label=server-03--bundled--leaf-03",
     ]
     out = sync_ok(fabric)
-    assert out.startswith("dc1: created 6, updated 1, deleted 6, unchanged 94, skipped 0, ")
+    assert out.startswith("dc1: created 6, updated 1, deleted 6, unchanged 96, skipped 0, ")
     contents = read(fabric.api())
     # hand-made objects are in the site too; the rest is exactly the fabric
     assert contents.devices.pop("hand-1") == "manual"
@@ -124,4 +126,4 @@ def test_changes_touch_only_their_objects_and_hand_made_objects_survive(fabric: 
     contents.cables.pop(frozenset({"hand-1:eth0", "server-01:ipmi"}))
     assert contents == expected(changed)
     assert hand_state(fabric, ids) == before
-    assert "created 0, updated 0, deleted 0, unchanged 101" in sync_ok(fabric)
+    assert "created 0, updated 0, deleted 0, unchanged 103" in sync_ok(fabric)

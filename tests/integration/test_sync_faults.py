@@ -22,7 +22,7 @@ def test_kind_not_served_keeps_its_objects(fabric: Fabric) -> None:
     result = fabric.cli("sync", "dc1", "--force")
     assert result.exit_code == 1
     assert result.stdout.startswith(
-        "dc1: created 0, updated 0, deleted 0, unchanged 46, skipped 1, "
+        "dc1: created 0, updated 0, deleted 0, unchanged 48, skipped 1, "
     )
     assert result.stdout.rstrip().endswith(
         "; error: the fabric's API does not serve Connection (HTTP 404): the rest was synced, "
@@ -31,7 +31,7 @@ def test_kind_not_served_keeps_its_objects(fabric: Fabric) -> None:
     assert read(fabric.api()) == expected(objs)
     fabric.kube.install_crd("wiring.githedgehog.com", "v1beta1", "connections", "Connection")
     serve(fabric, [o for o in objs if o["kind"] == "Connection"])
-    assert "created 0, updated 0, deleted 0, unchanged 102," in sync_ok(fabric)
+    assert "created 0, updated 0, deleted 0, unchanged 104," in sync_ok(fabric)
 
 
 def test_list_failing_mid_way_writes_nothing(
@@ -76,7 +76,7 @@ def test_netbox_killed_mid_apply_then_next_run_converges(fabric: Fabric) -> None
     out = sync_ok(fabric)
     assert ", deleted 0," in out
     assert read(fabric.api()) == expected(objs)
-    assert "created 0, updated 0, deleted 0, unchanged 102," in sync_ok(fabric)
+    assert "created 0, updated 0, deleted 0, unchanged 104," in sync_ok(fabric)
 
 
 def test_rejected_object_is_named_and_the_rest_of_its_chunk_is_sent(fabric: Fabric) -> None:
@@ -127,7 +127,7 @@ def test_objects_deleted_by_hand_while_the_run_deletes_them_are_not_an_error(
     fabric.proxy.reset_log()
     out = sync_ok(fabric, "--force")
     hand.join()
-    assert out.startswith("dc1: created 0, updated 0, deleted 4, unchanged 98, skipped 0, ")
+    assert out.startswith("dc1: created 0, updated 0, deleted 4, unchanged 100, skipped 0, ")
     # NetBox refuses the whole chunk; hhsync asks which are still there and deletes those.
     log = [(r.method, r.status, r.query) for r in fabric.proxy.log
            if r.path == "/api/dcim/interfaces/" and r.method != "POST"]  # fmt: skip

@@ -44,11 +44,11 @@ def test_mesh_sample_syncs_exactly_and_second_sync_writes_nothing(fabric: Fabric
     objs = objects(shared("samples/wiring/mesh-vlab.derived-from-agents.yaml"))
     serve(fabric, objs)
     out = sync_ok(fabric)
-    assert out.startswith("dc1: created 113, updated 0, deleted 0, unchanged 1, skipped 0, ")
+    assert out.startswith("dc1: created 115, updated 0, deleted 0, unchanged 1, skipped 0, ")
     assert read(fabric.api()) == expected(objs)
     fabric.proxy.reset_log()
     out = sync_ok(fabric)
-    assert out.startswith("dc1: created 0, updated 0, deleted 0, unchanged 114, skipped 0, ")
+    assert out.startswith("dc1: created 0, updated 0, deleted 0, unchanged 116, skipped 0, ")
     assert state_only(fabric)
 
 
@@ -128,7 +128,7 @@ def test_example_fabric_dry_run_matches_golden_and_writes_nothing(fabric: Fabric
     *plan, summary = result.stdout.splitlines()
     assert "\n".join(plan) + "\n" == golden("example-dry-run.txt", "\n".join(plan) + "\n")
     assert summary.startswith(
-        "dc1: would create 102, updated 0, deleted 0, unchanged 0, skipped 0, conflicts 0 in "
+        "dc1: would create 104, updated 0, deleted 0, unchanged 0, skipped 0, conflicts 0 in "
     )
     assert fabric.proxy.writes() == []  # not even the sync state: a dry run writes nothing
     assert read(fabric.api()).devices == {}

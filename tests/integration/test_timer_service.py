@@ -27,7 +27,7 @@ def test_rendered_exec_start_syncs_the_fabric_with_a_credential(fabric: Fabric) 
     assert argv[-4:] == ["--config", str(fabric.config), "sync", "dc1"]
     run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("dc1: created 101, updated 0, deleted 0, unchanged 1,")
+    assert run.stdout.startswith("dc1: created 103, updated 0, deleted 0, unchanged 1,")
     assert (state / "dc1.lock").exists()
     status = subprocess.run(
         [*argv[: argv.index("sync")], "status", "--json", "--check"],

@@ -1054,6 +1054,8 @@ def test_the_valid_fabric_maps_without_skips_or_problems() -> None:
     assert problems(d) == []
     counts = Counter(ref.type for ref in d.items)
     assert counts == {
+        "owner_group": 1,
+        "owner": 1,
         "site": 1,
         "manufacturer": 2,
         "device_type": 2,

@@ -98,6 +98,7 @@ def test_junk_beside_a_valid_fabric_is_skipped_and_netbox_holds_exactly_the_vali
         "skipped": len(junk),
         "conflicts": 0,
         "mismatches": 0,
+        "retired": 0,
     }
     reported = sorted(s.split(": ", 1)[0] for s in report["skipped"])
     assert reported == sorted(f"{o['kind']} {name_of(o)}" for o in junk)

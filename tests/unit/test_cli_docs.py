@@ -15,8 +15,8 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 
 
-def test_the_four_commands() -> None:
-    assert sorted(COMMANDS) == ["bootstrap-timers", "check", "status", "sync"]
+def test_the_five_commands() -> None:
+    assert sorted(COMMANDS) == ["apply", "bootstrap-timers", "check", "status", "sync"]
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -48,7 +48,32 @@ def iface(device: str, name: str, kind: str = "interface") -> Ref:
 
 
 def of_type(d: Desired, type_name: str) -> dict[Ref, dict[str, Any]]:
-    return {ref: dict(item.attrs) for ref, item in d.items.items() if ref.type == type_name}
+    """The items of a type; their NetBox owner, the same on all, is tested on its own."""
+    return {
+        ref: {k: v for k, v in item.attrs.items() if k != "owner"}
+        for ref, item in d.items.items()
+        if ref.type == type_name
+    }
+
+
+def test_every_owned_object_has_the_fabric_as_its_netbox_owner() -> None:
+    d = build(switch("leaf-01", ip="172.30.0.7/21"), *SERVERS)
+    owner = Ref("owner", ("hhsync/dc1",))
+    assert d.items[owner].attrs == {"name": "hhsync/dc1", "group": Ref("owner_group", ("hhsync",))}
+    assert d.items[Ref("owner_group", ("hhsync",))].attrs == {"name": "hhsync"}
+    owners = {ref.type: item.attrs.get("owner") for ref, item in d.items.items()}
+    assert owners == {
+        "owner_group": None,
+        "owner": None,
+        "site": None,
+        "vrf": owner,
+        "manufacturer": None,
+        "device_type": None,
+        "device_role": None,
+        "device": owner,
+        "interface": owner,
+        "ip_address": owner,
+    }
 
 
 SERVERS = [obj("Server", "srv-1", {"description": "host 1"})]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hhsync.desired import Desired, Root
 from hhsync.model import Item, Ref
 from hhsync.plan import Record, make_plan
@@ -58,6 +60,7 @@ def test_creates_parents_first_and_deletes_children_first() -> None:
     assert plan.summary() == {
         "created": 2,
         "updated": 0,
+        "retired": 0,
         "deleted": 2,
         "unchanged": 0,
         "conflicts": 0,
@@ -173,3 +176,47 @@ def test_ip_on_a_deleted_interface_is_recreated_not_updated() -> None:
         ("create", "leaf-01 E1/2"),
         ("create", "10.0.0.0/31"),
     ]
+
+
+def test_retire_restore_retire_delete_with_an_injected_clock() -> None:
+    """An owned interface leaves the fabric: retired (disabled, marked), restored with the same
+    id when it comes back, retired again, and deleted once retire_after has passed."""
+    day = 24 * 3600
+    t0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    port = interface("leaf-01", "E1/1", enabled=True)
+    rules = {"retire_after": day}
+    plan = make_plan(desired(device("leaf-01")), owned(device("leaf-01"), port), now=t0, **rules)
+    [retire] = plan.changes
+    assert (retire.action, str(retire.ref), retire.id) == ("retire", "leaf-01 E1/1", 2)
+    assert retire.attrs == {"enabled": False, "hhsync_retired": "2026-11-30T08:00:00Z"}
+    assert (plan.summary()["retired"], plan.retirements) == (1, ((t0 + timedelta(1), 1),))
+    retired = Item("interface", {**port.attrs, **retire.attrs})
+
+    back = make_plan(
+        desired(device("leaf-01"), port), owned(device("leaf-01"), retired), now=t0, **rules
+    )
+    [restore] = back.changes
+    assert (restore.action, restore.id) == ("update", 2)
+    assert restore.attrs == {"enabled": True, "hhsync_retired": None}
+
+    later = t0 + timedelta(hours=23)
+    still = make_plan(
+        desired(device("leaf-01")), owned(device("leaf-01"), retired), now=later, **rules
+    )
+    assert still.changes == () and still.retirements == ((t0 + timedelta(1), 1),)
+
+    gone = make_plan(
+        desired(device("leaf-01")),
+        owned(device("leaf-01"), retired),
+        now=t0 + timedelta(1),
+        **rules,
+    )
+    assert [(c.action, str(c.ref)) for c in gone.changes] == [("delete", "leaf-01 E1/1")]
+
+
+def test_retirements_count_against_the_mass_delete_guard() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    current = owned(device("a"), device("b"), device("c"))
+    plan = make_plan(desired(device("a")), current, retire_after=60, now=now)
+    assert [c.action for c in plan.changes] == ["retire", "retire"]
+    assert plan.refused is not None and plan.refused.startswith("the plan deletes 2 of 3")

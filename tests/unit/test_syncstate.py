@@ -114,10 +114,32 @@ def test_status_rows_and_check() -> None:
         "7 (+2 ~0 -0)",
         "1",
         "-",
+        "-",
+        "-",
     )
     assert got[1].cells()[2:4] == ("never_synced (disabled)", "never")
     assert in_sync(got)  # the disabled fabric does not count
     assert got[0].as_json()["mismatches"] == ["leaf-01 E1/1: expected x, LLDP sees nothing"]
+
+
+def test_a_fabric_with_a_branch_awaiting_review_and_retired_objects() -> None:
+    a = FabricConfig(name="a", site="a", interval=300)
+    branch = {"id": 7, "name": "hhsync/a/2026-11-28T11:00:00Z", "changes": 12,
+              "created": "2026-11-28T11:00:00Z", "url": "http://nb/b/7/"}  # fmt: skip
+    batches = ((NOW + timedelta(hours=3), 4), (NOW + timedelta(hours=5), 1))
+    state = SyncState(ago(60), ago(60), "ok", "", {}, (), 300, None, branch, batches)
+    [row] = rows([a], {"a": state}, NOW, {})
+    assert row.computed == "awaiting_review" and not in_sync([row])
+    assert row.cells()[2] == "awaiting_review"
+    assert row.cells()[-3:-1] == (
+        "hhsync/a/2026-11-28T11:00:00Z (12 changes, 1h ago)",
+        "5 (deleted from 2026-11-28T15:00:00Z)",
+    )
+    assert row.as_json()["retirements"] == [
+        {"due": "2026-11-28T15:00:00Z", "count": 4},
+        {"due": "2026-11-28T17:00:00Z", "count": 1},
+    ]
+    assert row.as_json()["branch"] == branch
 
 
 def test_metrics_merge_keeps_other_fabrics_and_parses(tmp_path: Path) -> None:
